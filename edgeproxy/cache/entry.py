@@ -1,0 +1,75 @@
+"""What the cache stores: frozen records that every storage tier can hold and serialize."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Headers = tuple[tuple[str, str], ...]
+"""Header fields in wire order; names lower-case, repeated names allowed."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """One stored response plus what RFC 9111 needs to judge it later.
+
+    Freshness is decided once, at store time, with the matching policy's clamps applied (as
+    Varnish sets ``beresp.ttl``/``grace``), so a lookup never needs the policy again.
+    """
+
+    key: str
+    """Full primary key text (method, normalized URL, policy key parts). Re-checked on every
+    lookup so that a hash collision can never serve the wrong object."""
+    url: str
+    """``host + path?query`` as keyed; what URL and prefix purges match against."""
+    status: int
+    headers: Headers
+    """Stored response headers: hop-by-hop fields, Surrogate-Key/Cache-Tag already removed."""
+    body: bytes
+    request_time: float
+    """RFC 9111 §4.2.3 ``request_time``: when we sent the request that produced this response."""
+    response_time: float
+    """RFC 9111 §4.2.3 ``response_time``: when the response (head) arrived."""
+    fresh_for: float
+    """Freshness lifetime in seconds (RFC 9111 §4.2.1 after policy clamps)."""
+    stale_while_revalidate: float = 0.0
+    """RFC 5861 §3 window after ``fresh_for`` in which a stale copy may be served while refreshing."""
+    stale_if_error: float = 0.0
+    """RFC 5861 §4 window after ``fresh_for`` in which a stale copy may answer an origin error."""
+    must_revalidate: bool = False
+    """must-revalidate / proxy-revalidate / s-maxage: never served stale without validation."""
+    no_cache: bool = False
+    """Response ``no-cache`` (unqualified): stored, but validated before every use (§5.2.2.4)."""
+    vary: Headers = ()
+    """(request header name, normalized value) pairs this variant was selected with (§4.1)."""
+    tags: frozenset[str] = frozenset()
+    """Surrogate keys from the origin's Surrogate-Key / Cache-Tag, for purge by tag."""
+    stored_at: float = 0.0
+    """When this process or a peer stored it; purges (bans) issued later than this apply to it."""
+    prepared: Any = field(default=None, compare=False, repr=False)
+    """Per-process derived data (e.g. personalization item matrix). Never serialized."""
+
+    @property
+    def size(self) -> int:
+        """Approximate bytes held: body, headers and a fixed per-object overhead."""
+        return len(self.body) + sum(len(k) + len(v) + 4 for k, v in self.headers) + len(self.key) + 256
+
+    def header(self, name: str) -> str | None:
+        """Combined value of a stored header (RFC 9110 §5.3 list join), or None."""
+        values = [v for k, v in self.headers if k == name]
+        return ", ".join(values) if values else None
+
+
+@dataclass(frozen=True, slots=True)
+class VaryIndex:
+    """Stored under a primary key whose response carried Vary: which request headers select a
+    variant (§4.1). The variants themselves live under secondary keys."""
+
+    key: str
+    header_names: tuple[str, ...]
+    stored_at: float = 0.0
+    fresh_for: float = 0.0
+    """Longest lifetime among the variants, so storage TTL outlives them all."""
+
+
+StoredObject = CacheEntry | VaryIndex

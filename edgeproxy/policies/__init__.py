@@ -1,0 +1,1 @@
+"""Operator cache policies: schema, loading and validation of policies/*.yaml, matching, reload."""

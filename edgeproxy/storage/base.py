@@ -1,0 +1,37 @@
+"""The narrow storage interface every tier implements.
+
+Cache rules do not live here: a store keeps bytes-addressed objects for a TTL and forgets them
+when asked. Purges by URL, prefix or tag are bans evaluated at lookup (see ``edgeproxy.cache.bans``),
+so stores need no secondary indexes.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from edgeproxy.cache.entry import StoredObject
+
+
+class Store(Protocol):
+    """Key/value store for cache objects. Implementations never raise on a backend failure
+    during ``get``/``put``/``delete``: they report a miss or drop the write and count it."""
+
+    async def get(self, key: bytes) -> StoredObject | None:
+        """The object stored under ``key``, or None (also on timeout or backend error)."""
+        ...
+
+    async def put(self, key: bytes, obj: StoredObject, ttl: float) -> None:
+        """Store ``obj``; the backend may drop it after ``ttl`` seconds (freshness + stale windows)."""
+        ...
+
+    async def delete(self, key: bytes) -> None:
+        """Forget ``key`` if present."""
+        ...
+
+    async def clear(self) -> None:
+        """Forget everything this store holds (purge all)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and background tasks."""
+        ...
