@@ -1,0 +1,1 @@
+"""The bundled demo world: a catalog origin, synthetic users, and a model trained on them."""
