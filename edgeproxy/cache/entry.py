@@ -32,6 +32,8 @@ class CacheEntry:
     """RFC 9111 §4.2.3 ``response_time``: when the response (head) arrived."""
     fresh_for: float
     """Freshness lifetime in seconds (RFC 9111 §4.2.1 after policy clamps)."""
+    initial_age: float = 0.0
+    """RFC 9111 §4.2.3 ``corrected_initial_age``, fixed at store time; current age adds residence."""
     stale_while_revalidate: float = 0.0
     """RFC 5861 §3 window after ``fresh_for`` in which a stale copy may be served while refreshing."""
     stale_if_error: float = 0.0
