@@ -1,0 +1,132 @@
+"""Purges as bans (as Varnish does): a ban names URLs, prefixes, tags or everything, and applies
+to every object stored before it was issued. Bans are checked lazily at lookup, so purge by
+prefix or tag needs no index in any storage tier, and one ban covers L1 and L2 across a fleet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import urlsplit
+
+from edgeproxy.cache.entry import CacheEntry
+
+
+class BanVerdict(Enum):
+    NONE = "none"
+    HARD = "hard"
+    """The object is gone: treat as a miss."""
+    SOFT = "soft"
+    """The object is stale from now on: it may still serve under stale-if-error and revalidate."""
+
+
+def normalize_purge_target(target: str) -> str:
+    """A purge URL as ``host/path?query`` (host lower-cased), or ``/path?query`` for any host."""
+    if target.startswith("/"):
+        return target
+    parts = urlsplit(target if "://" in target else f"http://{target}")
+    path = parts.path or "/"
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{parts.netloc.lower()}{path}{query}"
+
+
+def _url_matches(entry_url: str, target: str, prefix: bool) -> bool:
+    if target.startswith("/"):
+        slash = entry_url.find("/")
+        entry_url = entry_url[slash:] if slash >= 0 else "/"
+    return entry_url.startswith(target) if prefix else entry_url == target
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    issued_at: float
+    urls: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()
+    tags: frozenset[str] = frozenset()
+    everything: bool = False
+    soft: bool = False
+
+    @classmethod
+    def create(
+        cls,
+        issued_at: float,
+        *,
+        urls: Iterable[str] = (),
+        prefixes: Iterable[str] = (),
+        tags: Iterable[str] = (),
+        everything: bool = False,
+        soft: bool = False,
+    ) -> Ban:
+        return cls(
+            issued_at=issued_at,
+            urls=tuple(normalize_purge_target(u) for u in urls),
+            prefixes=tuple(normalize_purge_target(p) for p in prefixes),
+            tags=frozenset(tags),
+            everything=everything,
+            soft=soft,
+        )
+
+    def matches(self, entry: CacheEntry) -> bool:
+        if entry.stored_at > self.issued_at:
+            return False
+        if self.everything or (self.tags and not self.tags.isdisjoint(entry.tags)):
+            return True
+        return any(_url_matches(entry.url, u, prefix=False) for u in self.urls) or any(
+            _url_matches(entry.url, p, prefix=True) for p in self.prefixes
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "issued_at": self.issued_at,
+            "urls": list(self.urls),
+            "prefixes": list(self.prefixes),
+            "tags": sorted(self.tags),
+            "all": self.everything,
+            "soft": self.soft,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Ban:
+        return cls(
+            issued_at=float(data["issued_at"]),  # type: ignore[arg-type]
+            urls=tuple(data.get("urls", ())),  # type: ignore[arg-type]
+            prefixes=tuple(data.get("prefixes", ())),  # type: ignore[arg-type]
+            tags=frozenset(data.get("tags", ())),  # type: ignore[arg-type]
+            everything=bool(data.get("all", False)),
+            soft=bool(data.get("soft", False)),
+        )
+
+
+class BanList:
+    """Bans newer than the oldest object that could still be served; older ones are dropped."""
+
+    def __init__(self, max_object_lifetime: float) -> None:
+        self._bans: list[Ban] = []
+        self._max_lifetime = max_object_lifetime
+
+    def __len__(self) -> int:
+        return len(self._bans)
+
+    def add(self, ban: Ban) -> None:
+        self._bans.append(ban)
+        self._bans.sort(key=lambda b: b.issued_at)
+
+    def verdict(self, entry: CacheEntry) -> BanVerdict:
+        """HARD if any matching ban is hard, else SOFT if a soft one matches, else NONE."""
+        if not self._bans or entry.stored_at > self._bans[-1].issued_at:
+            return BanVerdict.NONE
+        soft = False
+        for ban in reversed(self._bans):
+            if ban.issued_at < entry.stored_at:
+                break
+            if ban.matches(entry):
+                if not ban.soft:
+                    return BanVerdict.HARD
+                soft = True
+        return BanVerdict.SOFT if soft else BanVerdict.NONE
+
+    def expire(self, now: float) -> None:
+        """Forget bans older than any object still stored could be."""
+        horizon = now - self._max_lifetime
+        self._bans = [b for b in self._bans if b.issued_at >= horizon]

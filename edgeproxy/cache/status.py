@@ -1,0 +1,58 @@
+"""Cache-Status (RFC 9211) rendering: one list member describing what this cache did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeproxy.cache.phases import CachePhase
+
+CACHE_NAME = "edgeproxy"
+
+_FWD = {
+    CachePhase.MISS: "uri-miss",
+    CachePhase.VARY_MISS: "vary-miss",
+    CachePhase.EXPIRED: "stale",
+    CachePhase.REVALIDATED: "stale",
+    CachePhase.BYPASS: "bypass",
+    CachePhase.HIT_FOR_MISS: "bypass",
+    CachePhase.ERROR: "uri-miss",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStatus:
+    phase: CachePhase
+    fwd_status: int | None = None
+    """RFC 9211 §2.3: the status the origin answered with, when we forwarded."""
+    ttl: float | None = None
+    """§2.4: remaining freshness in seconds (negative when stale)."""
+    stored: bool = False
+    collapsed: bool = False
+    forward_reason: str | None = None
+    """Overrides the fwd parameter, e.g. ``method`` or ``request`` (§2.2)."""
+    detail: str | None = None
+
+    def render(self, name: str = CACHE_NAME) -> str:
+        parts = [name]
+        hit = self.phase in (CachePhase.HIT, CachePhase.STALE, CachePhase.STALE_UPDATING)
+        if hit:
+            parts.append("hit")
+        elif self.phase is not CachePhase.ONLY_IF_CACHED:
+            parts.append(f"fwd={self.forward_reason or _FWD.get(self.phase, 'miss')}")
+            if self.fwd_status is not None:
+                parts.append(f"fwd-status={self.fwd_status}")
+        if self.ttl is not None:
+            parts.append(f"ttl={int(self.ttl)}")
+        if self.stored:
+            parts.append("stored")
+        if self.collapsed:
+            parts.append("collapsed")
+        detail = self.detail or (self.phase.value if self.phase is not CachePhase.HIT else None)
+        if detail:
+            parts.append(f'detail="{_token_safe(detail)}"')
+        return "; ".join(parts)
+
+
+def _token_safe(text: str) -> str:
+    """A detail is a quoted string built from our own enums; strip anything that could break it."""
+    return "".join(ch for ch in text if ch.isprintable() and ch not in '"\\')

@@ -1,0 +1,47 @@
+"""Header names and header hygiene for both sides of the proxy."""
+
+from __future__ import annotations
+
+from edgeproxy.cache.entry import Headers
+
+# RFC 9110 §7.6.1: connection-specific fields never forwarded, plus the legacy ones.
+HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+        "upgrade", "proxy-authenticate", "proxy-authorization",
+    }
+)
+
+# Headers that change what some origins or frameworks answer but are not in the cache key:
+# forwarding them lets one client poison the cached response for everyone (unless a policy
+# puts them in the key).
+POISONING_HEADERS = frozenset(
+    {
+        "x-forwarded-host", "x-forwarded-scheme", "x-forwarded-server", "x-host", "x-original-url",
+        "x-rewrite-url", "x-http-method-override", "x-http-method", "x-method-override",
+        "x-original-host", "forwarded",
+    }
+)
+
+# Hop-by-hop-like fields we set ourselves and never take from the client.
+PROXY_SET = frozenset({"x-forwarded-for", "x-forwarded-proto", "via", "content-length"})
+
+# RFC 9110 §13.1: client preconditions; dropped on cacheable misses so the cache can fill, then
+# answered from the stored response.
+CONDITIONALS = frozenset({"if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range"})
+
+VIA_VALUE = "1.1 edgeproxy"
+
+
+def connection_tokens(headers: Headers) -> frozenset[str]:
+    """Field names listed in Connection (RFC 9110 §7.6.1), which are hop-by-hop too."""
+    tokens: set[str] = set()
+    for name, value in headers:
+        if name == "connection":
+            tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
+    return frozenset(tokens)
+
+
+def strip_hop_by_hop(headers: Headers) -> Headers:
+    drop = HOP_BY_HOP | connection_tokens(headers)
+    return tuple((k, v) for k, v in headers if k not in drop)

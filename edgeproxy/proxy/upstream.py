@@ -1,0 +1,139 @@
+"""The origin side: one shared aiohttp ClientSession, request re-framing and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import Enum
+
+import aiohttp
+from yarl import URL
+
+from edgeproxy.cache.entry import Headers
+from edgeproxy.policies.model import OriginSettings
+from edgeproxy.proxy import hdrs
+
+
+class UpstreamFailure(str, Enum):
+    CONNECT = "connect"
+    TIMEOUT = "timeout"
+    RESET = "reset"
+    PROTOCOL = "protocol"
+    TRUNCATED = "truncated"
+
+
+class UpstreamError(Exception):
+    """The origin could not give a complete response. ``status_hint`` is what a client gets
+    when nothing stale may be served instead: 504 for timeouts, 502 otherwise."""
+
+    def __init__(self, kind: UpstreamFailure, detail: str) -> None:
+        super().__init__(f"origin {kind.value}: {detail}")
+        self.kind = kind
+        self.status_hint = 504 if kind is UpstreamFailure.TIMEOUT else 502
+
+
+class UpstreamResponse:
+    """A response whose head has arrived; the body is read on demand, exactly once."""
+
+    def __init__(self, status: int, headers: Headers, response: aiohttp.ClientResponse) -> None:
+        self.status = status
+        self.headers = headers
+        self._response = response
+        self._body = self._chunks()
+
+    @property
+    def content_length(self) -> int | None:
+        return self._response.content_length
+
+    async def _chunks(self, size: int = 65536) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(size):
+                yield chunk
+        except aiohttp.ClientPayloadError as exc:
+            raise UpstreamError(UpstreamFailure.TRUNCATED, str(exc)) from exc
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise UpstreamError(UpstreamFailure.RESET, str(exc)) from exc
+        except asyncio.TimeoutError as exc:
+            raise UpstreamError(UpstreamFailure.TIMEOUT, "read timed out mid-body") from exc
+        finally:
+            self._response.release()
+
+    async def read_up_to(self, limit: int) -> tuple[bytes, bool]:
+        """Read until the body ends (→ (body, True)) or exceeds ``limit`` (→ (prefix, False));
+        after False, ``rest()`` streams what remains. A broken body raises UpstreamError."""
+        parts: list[bytes] = []
+        total = 0
+        async for chunk in self._body:
+            parts.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                return b"".join(parts), False
+        return b"".join(parts), True
+
+    def rest(self) -> AsyncIterator[bytes]:
+        """The unread remainder of the body, as it arrives."""
+        return self._body
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class Upstream:
+    """Sends re-framed requests to origins over pooled keep-alive connections."""
+
+    def __init__(self, *, pool_size: int = 256) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._pool_size = pool_size
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size, ttl_dns_cache=300)
+        # auto_decompress=False: pass-through bodies are relayed byte-exact, never inflated.
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def send(
+        self,
+        origin: OriginSettings,
+        method: str,
+        target: str,
+        headers: Headers,
+        body: AsyncIterator[bytes] | bytes | None = None,
+    ) -> UpstreamResponse:
+        """Open a request to ``origin`` + ``target`` (never URL-joined with client input) and
+        return once the response head arrived."""
+        assert self._session is not None, "Upstream.start() was not awaited"
+        url = URL(origin.url.rstrip("/") + target, encoded=True)
+        timeout = aiohttp.ClientTimeout(connect=origin.connect_timeout, sock_read=origin.read_timeout)
+        try:
+            response = await self._session.request(
+                method,
+                url,
+                headers=list(headers),
+                data=body,
+                allow_redirects=False,
+                timeout=timeout,
+                compress=None,
+            )
+        except asyncio.TimeoutError as exc:
+            raise UpstreamError(UpstreamFailure.TIMEOUT, f"no response from {origin.url} in time") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamError(UpstreamFailure.CONNECT, f"cannot connect to {origin.url}: {exc.os_error}") from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            raise UpstreamError(UpstreamFailure.RESET, f"{origin.url} closed the connection") from exc
+        except aiohttp.ClientResponseError as exc:
+            raise UpstreamError(UpstreamFailure.PROTOCOL, f"invalid response from {origin.url}: {exc.message}") from exc
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise UpstreamError(UpstreamFailure.RESET, f"{origin.url}: {exc}") from exc
+        response_headers = tuple(
+            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.raw_headers
+        )
+        return UpstreamResponse(response.status, hdrs.strip_hop_by_hop(response_headers), response)
