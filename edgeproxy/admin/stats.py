@@ -1,0 +1,232 @@
+"""Live, bounded, in-process request statistics for ``/stats`` and the status page.
+
+Prometheus answers "how many, ever"; this answers "what is happening right now" without a
+Prometheus server: requests/s and hit ratio over a sliding window, recent latency percentiles,
+the hottest keys, origin health and the last purges. Pure: every method takes ``now``; memory is
+bounded whatever the traffic. One instance per worker (see the report on fleet-wide views).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+HIT_PHASES = frozenset({"hit", "stale", "stale-updating", "revalidated"})
+"""Phases answered with a stored body (a revalidated 304 still served the cached copy)."""
+PASS_PHASES = frozenset({"pass", "bypass"})
+"""Phases that never consulted the cache; left out of the hit ratio's denominator."""
+
+
+class OriginHealth(enum.Enum):
+    """An origin's state as seen from this worker's recent fetches."""
+
+    UP = "up"
+    DEGRADED = "degraded"
+    """Some recent fetches failed."""
+    DOWN = "down"
+    """The last ``down_after`` fetches all failed."""
+    UNKNOWN = "unknown"
+    """No fetch yet."""
+
+
+class OriginOutcome(enum.Enum):
+    OK = "ok"
+    ERROR = "error"
+
+
+class SecondRing:
+    """Per-second counters over the last ``window`` seconds, O(window) memory."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._second = [-1] * window
+        self._count = [0] * window
+
+    def add(self, now: float, n: int = 1) -> None:
+        second = int(now)
+        slot = second % self.window
+        if self._second[slot] != second:
+            self._second[slot] = second
+            self._count[slot] = 0
+        self._count[slot] += n
+
+    def total(self, now: float) -> int:
+        """Sum of the counts whose second lies in ``(now - window, now]``."""
+        newest = int(now)
+        oldest = newest - self.window + 1
+        return sum(c for s, c in zip(self._second, self._count) if oldest <= s <= newest)
+
+
+class SpaceSaving:
+    """Top-k heavy hitters in O(capacity) memory (Metwally et al., 2005, "space-saving").
+
+    A new key arriving when the table is full replaces the smallest counter and inherits its count
+    as ``error``, so a reported count over-estimates by at most that error and any key with true
+    frequency above total/capacity is guaranteed to be in the table.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._counts: dict[str, list[int]] = {}
+
+    def add(self, key: str) -> None:
+        slot = self._counts.get(key)
+        if slot is not None:
+            slot[0] += 1
+            return
+        if len(self._counts) < self.capacity:
+            self._counts[key] = [1, 0]
+            return
+        victim = min(self._counts, key=lambda k: self._counts[k][0])
+        floor = self._counts.pop(victim)[0]
+        self._counts[key] = [floor + 1, floor]
+
+    def top(self, n: int) -> list[tuple[str, int, int]]:
+        """The ``n`` largest as ``(key, count, error)``, largest first."""
+        ranked = sorted(self._counts.items(), key=lambda kv: kv[1][0], reverse=True)[:n]
+        return [(k, c, e) for k, (c, e) in ranked]
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of an ascending list; NaN when empty."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+@dataclass(slots=True)
+class _OriginState:
+    window: int
+    requests: SecondRing = field(init=False)
+    errors: SecondRing = field(init=False)
+    consecutive_errors: int = 0
+    last_error: str = ""
+    last_error_at: float | None = None
+    last_ok_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self.requests = SecondRing(self.window)
+        self.errors = SecondRing(self.window)
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeNote:
+    """One line of the status page's "recent purges" list."""
+
+    at: float
+    client: str
+    summary: str
+    outcome: str
+
+
+class LiveStats:
+    """Sliding-window request statistics; feed it from the request path, read it from ``/stats``."""
+
+    def __init__(
+        self,
+        *,
+        window: int = 60,
+        latency_samples: int = 4096,
+        top_keys: int = 64,
+        recent_purges: int = 20,
+        down_after: int = 3,
+    ) -> None:
+        self.window = window
+        self.down_after = down_after
+        self._started: float | None = None
+        self._requests = SecondRing(window)
+        self._lookups = SecondRing(window)
+        self._hits = SecondRing(window)
+        self._latency: deque[tuple[float, float]] = deque(maxlen=latency_samples)
+        self._keys = SpaceSaving(top_keys)
+        self._origins: dict[str, _OriginState] = {}
+        self._purges: deque[PurgeNote] = deque(maxlen=recent_purges)
+        self.phase_totals: dict[str, int] = {}
+
+    def record_request(self, now: float, phase: str, seconds: float, key: str | None = None) -> None:
+        """One finished client request: its cache phase, duration and (if cacheable) its key."""
+        if self._started is None:
+            self._started = now
+        self._requests.add(now)
+        if phase not in PASS_PHASES:
+            self._lookups.add(now)
+            if phase in HIT_PHASES:
+                self._hits.add(now)
+        self._latency.append((now, seconds))
+        self.phase_totals[phase] = self.phase_totals.get(phase, 0) + 1
+        if key is not None:
+            self._keys.add(key)
+
+    def record_origin(self, now: float, origin: str, outcome: OriginOutcome, error: str = "") -> None:
+        """One upstream fetch and whether it failed (``error`` says how, for the status page)."""
+        state = self._origins.get(origin)
+        if state is None:
+            state = self._origins[origin] = _OriginState(self.window)
+        state.requests.add(now)
+        if outcome is OriginOutcome.OK:
+            state.consecutive_errors = 0
+            state.last_ok_at = now
+            return
+        state.errors.add(now)
+        state.consecutive_errors += 1
+        state.last_error = error
+        state.last_error_at = now
+
+    def record_purge(self, now: float, client: str, summary: str, outcome: str) -> None:
+        self._purges.append(PurgeNote(now, client, summary, outcome))
+
+    def origin_health(self, origin: str, now: float) -> OriginHealth:
+        state = self._origins.get(origin)
+        if state is None:
+            return OriginHealth.UNKNOWN
+        if state.consecutive_errors >= self.down_after:
+            return OriginHealth.DOWN
+        if state.errors.total(now) > 0:
+            return OriginHealth.DEGRADED
+        return OriginHealth.UP
+
+    def snapshot(self, now: float, top: int = 10) -> dict[str, Any]:
+        """JSON-ready view; the schema is documented in ``edgeproxy.admin.control``."""
+        span = self._span(now)
+        lookups = self._lookups.total(now)
+        recent = sorted(s for t, s in self._latency if t > now - self.window)
+        return {
+            "window_seconds": self.window,
+            "requests": self._requests.total(now),
+            "requests_per_second": round(self._requests.total(now) / span, 3),
+            "hit_ratio": round(self._hits.total(now) / lookups, 4) if lookups else None,
+            "latency_ms": {
+                f"p{q}": _ms(percentile(recent, q)) for q in (50, 90, 99)
+            } | {"samples": len(recent)},
+            "phases": dict(sorted(self.phase_totals.items())),
+            "top_keys": [{"key": k, "count": c, "error": e} for k, c, e in self._keys.top(top)],
+            "origins": [
+                {
+                    "origin": name,
+                    "health": self.origin_health(name, now).value,
+                    "requests": st.requests.total(now),
+                    "errors": st.errors.total(now),
+                    "last_error": st.last_error,
+                    "last_error_at": st.last_error_at,
+                }
+                for name, st in sorted(self._origins.items())
+            ],
+            "purges": [
+                {"at": p.at, "client": p.client, "summary": p.summary, "outcome": p.outcome}
+                for p in reversed(self._purges)
+            ],
+        }
+
+    def _span(self, now: float) -> float:
+        """Seconds the rate is averaged over: the window, or less just after start."""
+        if self._started is None:
+            return float(self.window)
+        return float(min(self.window, max(1, int(now) - int(self._started) + 1)))
+
+
+def _ms(seconds: float) -> float | None:
+    return None if math.isnan(seconds) else round(seconds * 1000, 3)
