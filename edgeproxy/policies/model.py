@@ -46,6 +46,8 @@ class BypassSettings:
     """A request carrying any of these headers passes."""
     paths: tuple[str, ...] = ()
     """Path globs that always pass."""
+    skip_rules: tuple[str, ...] = ()
+    """Built-in request rules (``edgeproxy.policies.builtin``) this policy turns off, by name."""
 
 
 @dataclass(frozen=True, slots=True)

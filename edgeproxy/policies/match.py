@@ -1,0 +1,101 @@
+"""Choosing the policy for a request: the highest priority policy whose method, host and path match.
+
+Patterns are compiled once per policy set; the per-request work is a walk over the policies in
+priority order doing set lookups, ``startswith``/``endswith`` and, only for real globs and
+``re:`` patterns, a regex. Nothing is memoized, so a regex can never be answered for the wrong path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgeproxy.policies.builtin import DEFAULT_POLICY
+from edgeproxy.policies.model import Policy
+from edgeproxy.policies.patterns import (
+    HostPattern,
+    PathPattern,
+    PatternKind,
+    compile_host,
+    compile_path,
+    path_for_match,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MatchReason:
+    """Why a policy was chosen, for ``policy explain``."""
+
+    policy: Policy
+    host_pattern: str | None
+    """The host pattern that matched; None when the built-in default was used."""
+    path_pattern: str | None
+    method_listed: bool
+    """True when the policy lists methods and this one is among them; False when it takes any."""
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledPolicy:
+    policy: Policy
+    methods: frozenset[str]
+    hosts: tuple[HostPattern, ...]
+    paths: tuple[PathPattern, ...]
+
+    @classmethod
+    def of(cls, policy: Policy) -> _CompiledPolicy:
+        hosts = tuple(compile_host(text) for text in policy.hosts)
+        # A '*' host makes the others redundant; keeping it alone saves a loop per request.
+        hosts = tuple(h for h in hosts if h.kind is PatternKind.ANY)[:1] or hosts
+        return cls(policy, frozenset(policy.methods), hosts, tuple(compile_path(text) for text in policy.paths))
+
+    def matching(self, host: str, method: str, path: str) -> tuple[HostPattern, PathPattern] | None:
+        if self.methods and method not in self.methods:
+            return None
+        for host_pattern in self.hosts:
+            if host_pattern.matches(host):
+                for path_pattern in self.paths:
+                    if path_pattern.matches(path):
+                        return host_pattern, path_pattern
+                return None
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet:
+    """An immutable, validated set of policies; a reload builds a new one and swaps it in whole."""
+
+    version: str
+    """Short hash of the policy files' names and contents (``builtin`` with no files)."""
+    policies: tuple[Policy, ...]
+    """Highest priority first."""
+    _compiled: tuple[_CompiledPolicy, ...] = field(default=(), repr=False, compare=False)
+
+    @classmethod
+    def build(cls, version: str, policies: list[Policy] | tuple[Policy, ...]) -> PolicySet:
+        """Sort by priority (stable: equal priorities were checked not to overlap) and compile."""
+        ordered = tuple(sorted(policies, key=lambda p: -p.priority))
+        return cls(version, ordered, tuple(_CompiledPolicy.of(p) for p in ordered))
+
+    def match(self, host: str, method: str, path: str) -> Policy:
+        """The policy for a request; the built-in default when no policy matches."""
+        return self.explain(host, method, path).policy
+
+    def explain(self, host: str, method: str, path: str) -> MatchReason:
+        """The chosen policy together with the patterns that selected it."""
+        host = host_for_match(host)
+        path = path_for_match(path)
+        for compiled in self._compiled:
+            found = compiled.matching(host, method, path)
+            if found is not None:
+                return MatchReason(compiled.policy, found[0].text, found[1].text, bool(compiled.methods))
+        return MatchReason(DEFAULT_POLICY, None, None, False)
+
+
+def host_for_match(host: str) -> str:
+    """Host patterns see the host lower-case, without a port or a trailing dot."""
+    host = host.lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] or host
+    name, colon, port = host.rpartition(":")
+    if colon and port.isdigit():
+        host = name
+    return host.rstrip(".")
