@@ -1,0 +1,35 @@
+"""Small factories for stored objects, shared by the storage tests."""
+
+from __future__ import annotations
+
+from edgeproxy.cache.entry import CacheEntry, VaryIndex
+
+
+def make_entry(
+    *,
+    key: str = "GET|example.test/items/1",
+    body: bytes = b'{"id": 1}',
+    response_time: float = 1000.0,
+    fresh_for: float = 60.0,
+    stale_while_revalidate: float = 0.0,
+    stale_if_error: float = 0.0,
+) -> CacheEntry:
+    return CacheEntry(
+        key=key,
+        url="example.test/items/1",
+        status=200,
+        headers=(("content-type", "application/json"), ("etag", '"v1"')),
+        body=body,
+        request_time=response_time - 0.01,
+        response_time=response_time,
+        fresh_for=fresh_for,
+        stale_while_revalidate=stale_while_revalidate,
+        stale_if_error=stale_if_error,
+        tags=frozenset({"item:1"}),
+        stored_at=response_time,
+    )
+
+
+def make_vary_index(*, stored_at: float = 1000.0, fresh_for: float = 60.0) -> VaryIndex:
+    return VaryIndex(key="GET|example.test/greeting", header_names=("accept-language",),
+                     stored_at=stored_at, fresh_for=fresh_for)

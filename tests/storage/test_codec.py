@@ -1,0 +1,99 @@
+"""Codec: exact round trips (property-tested) and a CodecError for anything else."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from factories import make_entry, make_vary_index
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edgeproxy.cache.entry import CacheEntry, VaryIndex
+from edgeproxy.storage.codec import CodecError, decode, encode
+
+texts = st.text(max_size=40)
+numbers = st.floats(allow_nan=False, allow_infinity=False, width=64)
+headers = st.lists(st.tuples(texts, texts), max_size=6).map(tuple)
+
+entries = st.builds(
+    CacheEntry,
+    key=texts, url=texts, status=st.integers(100, 599), headers=headers,
+    body=st.binary(max_size=2048), request_time=numbers, response_time=numbers, fresh_for=numbers,
+    stale_while_revalidate=numbers, stale_if_error=numbers, must_revalidate=st.booleans(),
+    no_cache=st.booleans(), vary=headers, tags=st.frozensets(texts, max_size=4), stored_at=numbers,
+)
+vary_indexes = st.builds(
+    VaryIndex, key=texts, header_names=st.lists(texts, max_size=4).map(tuple),
+    stored_at=numbers, fresh_for=numbers,
+)
+
+
+@given(st.one_of(entries, vary_indexes))
+def test_round_trip_is_exact(obj: CacheEntry | VaryIndex) -> None:
+    assert decode(encode(obj)) == obj
+
+
+@given(entries, st.data())
+def test_any_single_byte_change_is_detected(entry: CacheEntry, data: st.DataObject) -> None:
+    blob = bytearray(encode(entry))
+    index = data.draw(st.integers(0, len(blob) - 1))
+    blob[index] ^= data.draw(st.integers(1, 255))
+    with pytest.raises(CodecError):
+        decode(bytes(blob))
+
+
+@given(entries, st.data())
+def test_any_truncation_is_detected(entry: CacheEntry, data: st.DataObject) -> None:
+    blob = encode(entry)
+    with pytest.raises(CodecError):
+        decode(blob[: data.draw(st.integers(0, len(blob) - 1))])
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_never_raise_anything_but_codec_error(blob: bytes) -> None:
+    try:
+        decode(blob)
+    except CodecError:
+        pass
+
+
+def test_prepared_data_is_never_serialized() -> None:
+    entry = make_entry()
+    prepared = CacheEntry(**{f: getattr(entry, f) for f in entry.__dataclass_fields__} | {"prepared": object()})
+    assert encode(prepared) == encode(entry)
+    assert decode(encode(prepared)).prepared is None
+
+
+def test_body_is_appended_raw_after_the_metadata() -> None:
+    blob = encode(make_entry(body=b"raw-body-bytes"))
+    assert blob.endswith(b"raw-body-bytes")
+    assert b"pickle" not in blob and blob[:2] == b"EP"
+
+
+def test_unknown_version_is_refused_with_a_clear_message() -> None:
+    blob = bytearray(encode(make_vary_index()))
+    blob[2] = 99
+    with pytest.raises(CodecError, match="version 99"):
+        decode(bytes(blob))
+
+
+def test_foreign_value_is_refused() -> None:
+    with pytest.raises(CodecError, match="magic"):
+        decode(b"some other application's value under our key")
+
+
+def test_well_formed_but_wrong_metadata_is_refused() -> None:
+    import json
+
+    import xxhash
+
+    meta = json.dumps({"k": 5, "hn": [], "a": 0, "f": 0}).encode()
+    blob = struct.pack(">2sBBIQ", b"EP", 1, ord("V"), len(meta), xxhash.xxh3_64_intdigest(meta)) + meta
+    with pytest.raises(CodecError, match="expected a string"):
+        decode(blob)
+
+
+def test_encoding_something_else_is_a_programming_error() -> None:
+    with pytest.raises(TypeError, match="CacheEntry or VaryIndex"):
+        encode("not an entry")  # type: ignore[arg-type]
