@@ -18,6 +18,7 @@ from edgeproxy.cache.message import RequestHead
 from edgeproxy.policies.cookies import request_cookies
 from edgeproxy.policies.model import Policy
 from edgeproxy.policies.patterns import compile_path, path_for_match
+from edgeproxy.policies.schema import format_size
 
 DEFAULT_POLICY = Policy(name="builtin-default", source="<builtin>")
 """Used when no policy file matches: cache what RFC 9111 allows, key on the URL as sent."""
@@ -108,7 +109,7 @@ RESPONSE_RULES: tuple[ResponseRule, ...] = (
     ResponseRule(
         "beresp_size",
         "one huge object must not evict the working set",
-        lambda p: f"bodies above {p.rules.max_object_size} bytes stream through unstored",
+        lambda p: f"bodies above {format_size(p.rules.max_object_size)} stream through unstored",
     ),
 )
 

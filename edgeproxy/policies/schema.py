@@ -70,6 +70,14 @@ def parse_size(value: object) -> int:
     return size
 
 
+def format_size(size: int) -> str:
+    """The largest binary unit that divides ``size`` exactly (``8MB``), as ``parse_size`` reads it."""
+    for unit in ("GB", "MB", "KB"):
+        if size % _SIZE_UNITS[unit.lower()] == 0:
+            return f"{size // _SIZE_UNITS[unit.lower()]}{unit}"
+    return f"{size}B"
+
+
 def parse_token(value: object, what: str) -> str:
     """A header name, cookie name or method: an RFC 9110 §5.6.2 token."""
     if not isinstance(value, str) or _TOKEN.fullmatch(value) is None:
