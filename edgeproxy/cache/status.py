@@ -47,7 +47,7 @@ class CacheStatus:
             parts.append("stored")
         if self.collapsed:
             parts.append("collapsed")
-        detail = self.detail or (self.phase.value if self.phase is not CachePhase.HIT else None)
+        detail = self.detail or (self.phase.value if self.phase not in (CachePhase.HIT, CachePhase.MISS) else None)
         if detail:
             parts.append(f'detail="{_token_safe(detail)}"')
         return "; ".join(parts)

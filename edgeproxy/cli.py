@@ -1,0 +1,135 @@
+"""``edgeproxy`` command line: serve, demo, demo-origin, and the operator tools.
+
+Every ``serve`` flag can also be set by an ``EDGEPROXY_<FLAG>`` environment variable
+(e.g. ``EDGEPROXY_REDIS=redis://...``); a flag on the command line wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from edgeproxy.policies.schema import parse_size
+
+# Feature modules that contribute subcommands through ``register(sub)``.
+SUBCOMMAND_MODULES = (
+    "edgeproxy.policies.tool",
+    "edgeproxy.personalize.cli",
+    "edgeproxy.admin.cli",
+)
+
+
+def _env(flag: str, default: str | None = None) -> str | None:
+    return os.environ.get("EDGEPROXY_" + flag.upper().replace("-", "_"), default)
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``[v6]:PORT``) → (host, port), with a message that says what is wrong."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _size(value: str) -> int:
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the caching proxy in front of an origin")
+    p.add_argument("--origin", default=_env("origin"), required=_env("origin") is None,
+                   help="default origin base URL, e.g. http://127.0.0.1:8000 (policies may set others)")
+    p.add_argument("--listen", type=split_listen, default=_env("listen", "127.0.0.1:8080"),
+                   help="address to serve clients on (default 127.0.0.1:8080)")
+    p.add_argument("--policies", type=Path, default=_env("policies"),
+                   help="directory of policy YAML files (default: built-in rules only)")
+    p.add_argument("--cache-size", type=_size, default=_env("cache_size", "256MB"),
+                   help="in-process (L1) cache bound in bytes, e.g. 256MB (default 256MB)")
+    p.add_argument("--redis", default=_env("redis"),
+                   help="shared L2 cache and fleet bus, e.g. redis://127.0.0.1:6379/0 (default: none)")
+    p.add_argument("--workers", type=int, default=int(_env("workers", "1") or 1),
+                   help="worker processes sharing the port with SO_REUSEPORT (default 1)")
+    p.add_argument("--admin", type=split_listen, default=_env("admin"),
+                   help="admin API address, e.g. 127.0.0.1:9090 (default: no admin API)")
+    p.add_argument("--admin-token", default=_env("admin_token"),
+                   help="bearer token for the admin API (or EDGEPROXY_ADMIN_TOKEN)")
+    p.add_argument("--models", type=Path, default=_env("models"),
+                   help="directory of ranking models (default: the bundled demo model)")
+    p.add_argument("--log-level", default=_env("log_level", "info"), help="debug, info, warning, error")
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from edgeproxy.proxy.runtime import ProxyConfig
+    from edgeproxy.proxy.supervisor import serve
+
+    host, port = args.listen if isinstance(args.listen, tuple) else split_listen(args.listen)
+    size = args.cache_size if isinstance(args.cache_size, int) else parse_size(args.cache_size)
+    config = ProxyConfig(origin=args.origin, host=host, port=port, cache_size=size,
+                         policies=args.policies, redis=args.redis)
+    return serve(config, workers=args.workers)
+
+
+def _add_demo_origin(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo-origin", help="run the demo catalog origin alone")
+    p.add_argument("--listen", type=split_listen, default="127.0.0.1:8000")
+    p.set_defaults(func=_demo_origin)
+
+
+def _demo_origin(args: argparse.Namespace) -> int:
+    from edgeproxy.demo.origin import run
+
+    host, port = args.listen if isinstance(args.listen, tuple) else split_listen(args.listen)
+    run(host, port)
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="start the demo origin and the proxy, and print a tour")
+    p.add_argument("--smoke", action="store_true", help="run the scripted tour against itself and exit 0/1")
+    p.add_argument("--listen", type=split_listen, default="127.0.0.1:8080")
+    p.add_argument("--origin-listen", type=split_listen, default="127.0.0.1:8000")
+    p.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from edgeproxy.demo.tour import run_demo
+
+    return run_demo(listen=args.listen, origin_listen=args.origin_listen, smoke=args.smoke)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeproxy", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve(sub)
+    _add_demo(sub)
+    _add_demo_origin(sub)
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "info").upper(),
+        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
+    )
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,496 @@
+"""The request driver: one client request in, one reply out.
+
+Each step asks the sans-IO core (``edgeproxy.cache.spec``) what to do and performs the I/O it
+calls for; no caching rule is decided here. The server layer (``server.py``) only converts
+between the wire and :class:`Incoming` / :class:`Reply`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+
+from edgeproxy.cache import spec
+from edgeproxy.cache.bans import Ban, BanList, BanVerdict
+from edgeproxy.cache.directives import Directives, parse_cache_control
+from edgeproxy.cache.entry import CacheEntry, Headers, VaryIndex
+from edgeproxy.cache.key import key_hash, variant_key_text
+from edgeproxy.cache.message import RequestHead, ResponseHead
+from edgeproxy.cache.phases import CachePhase, NoCacheReason
+from edgeproxy.cache.status import CacheStatus
+from edgeproxy.cache.vary import selecting_headers, vary_names
+from edgeproxy.policies.builtin import bypass_reason
+from edgeproxy.policies.keying import RequestKey, request_key
+from edgeproxy.policies.model import OriginSettings, Policy
+from edgeproxy.proxy import hdrs
+from edgeproxy.proxy.collapse import Collapser, Failed, Filled, Uncacheable
+from edgeproxy.proxy.hitformiss import HitForMiss
+from edgeproxy.proxy.upstream import Upstream, UpstreamError, UpstreamResponse
+from edgeproxy.storage.tiered import Tier
+
+log = logging.getLogger("edgeproxy.edge")
+
+# RFC 5861 §4: the origin statuses that count as "an error" for stale-if-error.
+STALE_IF_ERROR_STATUSES = frozenset({500, 502, 503, 504})
+# Response fields a 304 to the client carries (RFC 9110 §15.4.5).
+NOT_MODIFIED_FIELDS = frozenset(
+    {"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A parsed client request: the head the core reasons about plus what only I/O needs."""
+
+    head: RequestHead
+    client: str
+    scheme: str = "http"
+    body: AsyncIterator[bytes] | None = None
+
+
+@dataclass(slots=True)
+class Reply:
+    """What to send back. Exactly one of ``body`` and ``stream`` carries the payload."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    stream: AsyncIterator[bytes] | None = None
+    phase: CachePhase = CachePhase.MISS
+    key_hash: bytes | None = None
+    ttl: float | None = None
+    origin_time: float | None = None
+    detail: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Edge:
+    """Owns the per-process caching machinery and answers requests with it."""
+
+    def __init__(
+        self,
+        *,
+        policies: Callable[[], object],
+        store: object,
+        upstream: Upstream,
+        default_origin: OriginSettings,
+        bans: BanList,
+        max_object_lifetime: float = 86_400.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._policies = policies
+        self.store = store
+        self.upstream = upstream
+        self.default_origin = default_origin
+        self.bans = bans
+        self.collapser = Collapser()
+        self.hit_for_miss = HitForMiss()
+        self.max_object_lifetime = max_object_lifetime
+        self.clock = clock
+        self._refreshing: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ entry point
+
+    async def handle(self, inc: Incoming) -> Reply:
+        req = inc.head
+        policy: Policy = self._policies().match(req.host, req.method, req.path)  # type: ignore[attr-defined]
+        reason = bypass_reason(policy, req)
+        if reason is not None:
+            return await self._pass(inc, policy, reason)
+        rk = request_key(policy, req)
+        req_cc = parse_cache_control(req.header("cache-control"))
+        if self.hit_for_miss.active(rk.hash, self.clock()):
+            return await self._fetch(inc, policy, rk, req_cc, CachePhase.HIT_FOR_MISS, stale=None)
+        entry, miss_phase, tier = await self._lookup(rk, req)
+        now = self.clock()
+        decision = spec.decide_lookup(req_cc, entry, now)
+        match decision:
+            case spec.Fresh(entry=hit):
+                return self._from_cache(req, hit, CachePhase.HIT, now, rk, tier=tier)
+            case spec.StaleWhileRevalidate(entry=stale):
+                self._refresh_in_background(inc, policy, rk, stale)
+                return self._from_cache(req, stale, CachePhase.STALE_UPDATING, now, rk, tier=tier)
+            case spec.Revalidate(entry=stale, conditional_headers=conditional):
+                return await self._collapsed_fetch(inc, policy, rk, req_cc, CachePhase.EXPIRED, stale, conditional)
+            case spec.Miss(phase=phase, stale=stale):
+                phase = miss_phase if phase is CachePhase.MISS else phase
+                return await self._collapsed_fetch(inc, policy, rk, req_cc, phase, stale, ())
+            case spec.OnlyIfCachedMiss():
+                return self._error_reply(504, "only-if-cached: no stored response fits", CachePhase.ONLY_IF_CACHED)
+
+    # ------------------------------------------------------------ lookup
+
+    async def _lookup(self, rk: RequestKey, req: RequestHead) -> tuple[CacheEntry | None, CachePhase, Tier]:
+        obj, tier = await self.store.get_with_tier(rk.hash)  # type: ignore[attr-defined]
+        if obj is None:
+            return None, CachePhase.MISS, Tier.NONE
+        if isinstance(obj, VaryIndex):
+            if obj.key != rk.text:
+                return None, CachePhase.MISS, Tier.NONE
+            variant = variant_key_text(rk.text, selecting_headers(obj.header_names, req))
+            obj, tier = await self.store.get_with_tier(key_hash(variant))  # type: ignore[attr-defined]
+            if not isinstance(obj, CacheEntry) or obj.key != variant:
+                return None, CachePhase.VARY_MISS, Tier.NONE
+        elif obj.key != rk.text:
+            # A real xxh3_128 collision: never serve another URL's object.
+            return None, CachePhase.MISS, Tier.NONE
+        entry = obj
+        verdict = self.bans.verdict(entry)
+        if verdict is BanVerdict.HARD:
+            return None, CachePhase.MISS, Tier.NONE
+        if verdict is BanVerdict.SOFT:
+            now = self.clock()
+            # Soft purge: the object becomes stale now; stale windows count from here.
+            entry = replace(entry, fresh_for=min(entry.fresh_for, spec.current_age(entry, now)), stored_at=now)
+        return entry, CachePhase.MISS, tier
+
+    # ------------------------------------------------------------ fetching
+
+    async def _collapsed_fetch(
+        self,
+        inc: Incoming,
+        policy: Policy,
+        rk: RequestKey,
+        req_cc: Directives,
+        phase: CachePhase,
+        stale: CacheEntry | None,
+        conditional: Headers,
+    ) -> Reply:
+        pending = self.collapser.in_flight(rk.hash)
+        if pending is not None:
+            outcome = await asyncio.shield(pending)
+            match outcome:
+                case Filled(entry=entry) if self._usable_by(inc.head, rk, entry):
+                    reply = self._from_cache(inc.head, entry, CachePhase.HIT, self.clock(), rk, collapsed=True)
+                    return reply
+                case Failed(error=error):
+                    return self._origin_failed(inc.head, stale, error, rk)
+            return await self._fetch(inc, policy, rk, req_cc, phase, stale, conditional)
+        with self.collapser.lead(rk.hash) as lead:
+            reply = await self._fetch(inc, policy, rk, req_cc, phase, stale, conditional, lead=lead)
+            return reply
+
+    def _usable_by(self, req: RequestHead, rk: RequestKey, entry: CacheEntry) -> bool:
+        """A collapsed waiter may only take the leader's object if it is the same variant."""
+        if entry.key == rk.text:
+            return True
+        if entry.vary:
+            return entry.key == variant_key_text(rk.text, selecting_headers(tuple(n for n, _ in entry.vary), req))
+        return False
+
+    async def _fetch(
+        self,
+        inc: Incoming,
+        policy: Policy,
+        rk: RequestKey,
+        req_cc: Directives,
+        phase: CachePhase,
+        stale: CacheEntry | None,
+        conditional: Headers = (),
+        lead: object | None = None,
+    ) -> Reply:
+        req = inc.head
+        origin = policy.origin or self.default_origin
+        # HEAD misses are fetched as GET so the object can be stored (HEAD is then answered from it).
+        headers = self._upstream_headers(inc, policy, drop_conditionals=True) + conditional
+        request_time = self.clock()
+        started = time.perf_counter()
+        try:
+            resp = await self.upstream.send(origin, "GET", rk.upstream_target, headers)
+        except UpstreamError as error:
+            self._resolve(lead, Failed(error))
+            return self._origin_failed(req, stale, error, rk)
+        response_time = self.clock()
+        origin_time = time.perf_counter() - started
+        head = ResponseHead(resp.status, spec.with_date(resp.headers, response_time))
+
+        if resp.status == 304 and stale is not None and spec.validator_matches(stale, head):
+            resp.close()
+            return await self._revalidated(req, req_cc, policy, rk, stale, head, request_time, response_time, origin_time, lead)
+        if resp.status in STALE_IF_ERROR_STATUSES and stale is not None and spec.may_serve_stale_on_error(stale, response_time):
+            resp.close()
+            self._resolve(lead, Uncacheable())
+            return self._from_cache(req, stale, CachePhase.STALE, response_time, rk, detail=f"origin-{resp.status}")
+
+        decision = spec.decide_store(req, req_cc, head, policy.rules, request_time=request_time, response_time=response_time)
+        if isinstance(decision, spec.NoStore):
+            return self._stream_uncached(policy, req, resp, head, decision.reason, phase, rk, origin_time, lead)
+        if resp.content_length is not None and resp.content_length > policy.rules.max_object_size:
+            return self._stream_uncached(policy, req, resp, head, NoCacheReason.TOO_LARGE, phase, rk, origin_time, lead)
+        try:
+            body, complete = await resp.read_up_to(policy.rules.max_object_size)
+        except UpstreamError as error:
+            # A body that breaks mid-stream is never stored (RFC 9111 §3.3 incomplete responses).
+            self._resolve(lead, Failed(error))
+            return self._origin_failed(req, stale, error, rk)
+        if not complete:
+            return self._stream_uncached(
+                policy, req, resp, head, NoCacheReason.TOO_LARGE, phase, rk, origin_time, lead, prefix=body
+            )
+        entry = await self._store(rk, req, head, body, decision, request_time, response_time)
+        self.hit_for_miss.forget(rk.hash)
+        self._resolve(lead, Filled(entry))
+        reply = self._from_cache(req, entry, phase, response_time, rk, fwd_status=resp.status, stored=True)
+        reply.origin_time = origin_time
+        return reply
+
+    async def _revalidated(
+        self,
+        req: RequestHead,
+        req_cc: Directives,
+        policy: Policy,
+        rk: RequestKey,
+        stale: CacheEntry,
+        head: ResponseHead,
+        request_time: float,
+        response_time: float,
+        origin_time: float,
+        lead: object | None,
+    ) -> Reply:
+        """§4.3.3/§4.3.4: the origin confirmed our copy; freshen it with the 304's fields."""
+        updated_headers = spec.merged_headers(stale, head)
+        merged_head = ResponseHead(stale.status, updated_headers)
+        decision = spec.decide_store(req, req_cc, merged_head, policy.rules, request_time=request_time, response_time=response_time)
+        if isinstance(decision, spec.NoStore):
+            entry = replace(stale, headers=updated_headers, fresh_for=0.0)
+            await self._forget(rk)
+            self._resolve(lead, Uncacheable())
+            return self._from_cache(req, entry, CachePhase.REVALIDATED, response_time, rk, fwd_status=304)
+        entry = spec.freshened(stale, updated_headers, decision, request_time=request_time, response_time=response_time)
+        await self._put(rk, entry, response_time)
+        self._resolve(lead, Filled(entry))
+        reply = self._from_cache(req, entry, CachePhase.REVALIDATED, response_time, rk, fwd_status=304, stored=True)
+        reply.origin_time = origin_time
+        return reply
+
+    def _stream_uncached(
+        self,
+        policy: Policy,
+        req: RequestHead,
+        resp: UpstreamResponse,
+        head: ResponseHead,
+        reason: NoCacheReason,
+        phase: CachePhase,
+        rk: RequestKey,
+        origin_time: float,
+        lead: object | None,
+        prefix: bytes = b"",
+    ) -> Reply:
+        """Relay a response we do not store; waiters are released to fetch on their own."""
+        if reason not in (NoCacheReason.REQUEST_NO_STORE, NoCacheReason.METHOD):
+            self.hit_for_miss.remember(rk.hash, self.clock() + policy.rules.hit_for_miss)
+        self._resolve(lead, Uncacheable())
+        status = CacheStatus(phase, fwd_status=resp.status, detail=reason.value)
+        headers = self._delivery_headers(head.headers, status)
+        if req.method == "HEAD":
+            resp.close()
+            return Reply(resp.status, headers, phase=phase, key_hash=rk.hash, detail=reason.value, origin_time=origin_time)
+        return Reply(
+            resp.status,
+            headers,
+            stream=_prepend(prefix, resp.rest()),
+            phase=phase,
+            key_hash=rk.hash,
+            detail=reason.value,
+            origin_time=origin_time,
+        )
+
+    # ------------------------------------------------------------ pass (no lookup)
+
+    async def _pass(self, inc: Incoming, policy: Policy, reason: str) -> Reply:
+        req = inc.head
+        origin = policy.origin or self.default_origin
+        headers = self._upstream_headers(inc, policy, drop_conditionals=False)
+        # Bodies on GET/HEAD are never forwarded: they have no defined semantics (RFC 9110 §9.3.1)
+        # and are a request-smuggling vector.
+        body = inc.body if req.method not in ("GET", "HEAD") else None
+        started = time.perf_counter()
+        try:
+            resp = await self.upstream.send(origin, req.method, req.target, headers, body)
+        except UpstreamError as error:
+            return self._error_reply(error.status_hint, str(error), CachePhase.ERROR)
+        origin_time = time.perf_counter() - started
+        head = ResponseHead(resp.status, resp.headers)
+        self._invalidate(req, head)
+        forward_reason = "method" if reason == "req_method" else "bypass"
+        status = CacheStatus(CachePhase.BYPASS, fwd_status=resp.status, forward_reason=forward_reason, detail=reason)
+        headers_out = self._delivery_headers(head.headers, status)
+        if req.method == "HEAD":
+            resp.close()
+            return Reply(resp.status, headers_out, phase=CachePhase.BYPASS, detail=reason, origin_time=origin_time)
+        return Reply(
+            resp.status, headers_out, stream=resp.rest(), phase=CachePhase.BYPASS, detail=reason, origin_time=origin_time
+        )
+
+    def _invalidate(self, req: RequestHead, head: ResponseHead) -> None:
+        """RFC 9111 §4.4: unsafe methods invalidate what they (may have) changed, in this process."""
+        targets = spec.invalidation_targets(req, head, req.host.lower())
+        if targets:
+            self.bans.add(Ban.create(self.clock(), urls=targets))
+
+    # ------------------------------------------------------------ background refresh
+
+    def _refresh_in_background(self, inc: Incoming, policy: Policy, rk: RequestKey, stale: CacheEntry) -> None:
+        """RFC 5861 §3: one refresh per key, detached from the client that triggered it."""
+        if self.collapser.in_flight(rk.hash) is not None:
+            return
+        refresh = Incoming(head=inc.head, client=inc.client, scheme=inc.scheme)
+
+        async def run() -> None:
+            try:
+                reply = await self._collapsed_fetch(
+                    refresh, policy, rk, Directives(), CachePhase.EXPIRED, stale, spec.conditional_headers(stale)
+                )
+                if reply.stream is not None:
+                    async for _ in reply.stream:
+                        pass
+            except Exception:  # a failed background refresh must never surface anywhere
+                log.warning("background refresh failed", exc_info=True)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
+
+    # ------------------------------------------------------------ storing
+
+    async def _store(
+        self,
+        rk: RequestKey,
+        req: RequestHead,
+        head: ResponseHead,
+        body: bytes,
+        decision: spec.Store,
+        request_time: float,
+        response_time: float,
+    ) -> CacheEntry:
+        names = vary_names(head.header("vary")) or ()
+        vary_pairs = selecting_headers(names, req) if names else ()
+        key_text = variant_key_text(rk.text, vary_pairs) if names else rk.text
+        entry = CacheEntry(
+            key=key_text,
+            url=rk.url,
+            status=head.status,
+            headers=decision.headers,
+            body=body,
+            request_time=request_time,
+            response_time=response_time,
+            fresh_for=decision.fresh_for,
+            initial_age=decision.initial_age,
+            stale_while_revalidate=decision.stale_while_revalidate,
+            stale_if_error=decision.stale_if_error,
+            must_revalidate=decision.must_revalidate,
+            no_cache=decision.no_cache,
+            vary=vary_pairs,
+            tags=decision.tags,
+            stored_at=response_time,
+        )
+        if names:
+            index = VaryIndex(key=rk.text, header_names=names, stored_at=response_time, fresh_for=self.max_object_lifetime)
+            await self.store.put(rk.hash, index, self.max_object_lifetime)  # type: ignore[attr-defined]
+        await self._put(rk, entry, response_time)
+        return entry
+
+    async def _put(self, rk: RequestKey, entry: CacheEntry, now: float) -> None:
+        key = key_hash(entry.key) if entry.vary else rk.hash
+        ttl = min(spec.storage_ttl(entry, now), self.max_object_lifetime)
+        if ttl > 0:
+            await self.store.put(key, entry, ttl)  # type: ignore[attr-defined]
+
+    async def _forget(self, rk: RequestKey) -> None:
+        await self.store.delete(rk.hash)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------ replies
+
+    def _from_cache(
+        self,
+        req: RequestHead,
+        entry: CacheEntry,
+        phase: CachePhase,
+        now: float,
+        rk: RequestKey,
+        *,
+        tier: Tier = Tier.NONE,
+        fwd_status: int | None = None,
+        stored: bool = False,
+        collapsed: bool = False,
+        detail: str | None = None,
+    ) -> Reply:
+        age = spec.current_age(entry, now)
+        ttl = entry.fresh_for - age
+        hit_detail = detail or (tier.value if phase is CachePhase.HIT and tier is not Tier.NONE else None)
+        status = CacheStatus(
+            phase, fwd_status=fwd_status, ttl=ttl, stored=stored, collapsed=collapsed, detail=hit_detail
+        )
+        headers = [(k, v) for k, v in entry.headers]
+        headers.append(("age", str(int(age))))
+        if spec.client_not_modified(req, entry):
+            kept = [(k, v) for k, v in headers if k in NOT_MODIFIED_FIELDS or k == "age"]
+            return Reply(304, self._delivery_headers(kept, status), phase=phase, key_hash=rk.hash, ttl=ttl, detail=hit_detail)
+        return Reply(
+            entry.status,
+            self._delivery_headers(headers, status),
+            body=entry.body,
+            phase=phase,
+            key_hash=rk.hash,
+            ttl=ttl,
+            detail=hit_detail,
+        )
+
+    def _origin_failed(self, req: RequestHead, stale: CacheEntry | None, error: UpstreamError, rk: RequestKey) -> Reply:
+        now = self.clock()
+        if stale is not None and spec.may_serve_stale_on_error(stale, now):
+            return self._from_cache(req, stale, CachePhase.STALE, now, rk, detail=f"origin-{error.kind.value}")
+        log.warning("origin failure", extra={"key": rk.hash.hex(), "error": str(error)})
+        return self._error_reply(error.status_hint, str(error), CachePhase.ERROR, detail=error.kind.value)
+
+    def _error_reply(self, status: int, message: str, phase: CachePhase, detail: str | None = None) -> Reply:
+        cache_status = CacheStatus(phase, detail=detail or phase.value)
+        headers = [
+            ("content-type", "text/plain; charset=utf-8"),
+            ("cache-control", "no-store"),
+            ("via", hdrs.VIA_VALUE),
+            ("cache-status", cache_status.render()),
+        ]
+        return Reply(status, headers, body=f"{status} {message}\n".encode(), phase=phase, detail=detail)
+
+    @staticmethod
+    def _delivery_headers(headers: Headers | list[tuple[str, str]], status: CacheStatus) -> list[tuple[str, str]]:
+        out = [(k, v) for k, v in headers if k not in spec.SURROGATE_HEADERS]
+        out.append(("via", hdrs.VIA_VALUE))
+        out.append(("cache-status", status.render()))
+        return out
+
+    # ------------------------------------------------------------ upstream request headers
+
+    def _upstream_headers(self, inc: Incoming, policy: Policy, *, drop_conditionals: bool) -> Headers:
+        keyed = set(policy.key.headers)
+        drop = hdrs.HOP_BY_HOP | hdrs.connection_tokens(inc.head.headers) | hdrs.PROXY_SET
+        drop |= hdrs.POISONING_HEADERS - keyed
+        if drop_conditionals:
+            drop |= hdrs.CONDITIONALS
+        out = [(k, v) for k, v in inc.head.headers if k not in drop]
+        forwarded_for = inc.head.header("x-forwarded-for")
+        out.append(("x-forwarded-for", f"{forwarded_for}, {inc.client}" if forwarded_for else inc.client))
+        out.append(("x-forwarded-proto", inc.scheme))
+        out.append(("via", hdrs.VIA_VALUE))
+        return tuple(out)
+
+    @staticmethod
+    def _resolve(lead: object | None, outcome: Filled | Uncacheable | Failed) -> None:
+        if lead is not None:
+            lead.resolve(outcome)  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        for task in list(self._refreshing):
+            task.cancel()
+        await asyncio.gather(*self._refreshing, return_exceptions=True)
+
+
+async def _prepend(prefix: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if prefix:
+        yield prefix
+    async for chunk in rest:
+        yield chunk

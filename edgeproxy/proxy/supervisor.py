@@ -1,0 +1,94 @@
+"""Process management: one worker per core sharing the port (SO_REUSEPORT), restarted if it
+crashes; SIGTERM drains every worker, SIGHUP makes each reload its policies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import replace
+
+import uvloop
+
+from edgeproxy.proxy.runtime import ProxyConfig, ProxyRuntime
+
+log = logging.getLogger("edgeproxy.supervisor")
+
+DRAIN_SECONDS = 10.0
+RESTART_BACKOFF = 1.0
+
+
+async def _run_worker(config: ProxyConfig) -> None:
+    runtime = ProxyRuntime(config)
+    await runtime.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload_policies)
+    await stop.wait()
+    log.info("draining (pid %d)", os.getpid())
+    await runtime.stop(drain_timeout=DRAIN_SECONDS)
+
+
+def run_worker(config: ProxyConfig) -> None:
+    """Run one proxy process on uvloop until SIGTERM/SIGINT."""
+    uvloop.run(_run_worker(config))
+
+
+def serve(config: ProxyConfig, *, workers: int = 1) -> int:
+    if workers <= 1:
+        run_worker(config)
+        return 0
+    if config.port == 0:
+        raise SystemExit("--workers > 1 needs an explicit port: each worker binds it with SO_REUSEPORT")
+    return Supervisor(replace(config, reuse_port=True), workers).run()
+
+
+class Supervisor:
+    """Keeps ``workers`` processes alive until told to stop."""
+
+    def __init__(self, config: ProxyConfig, workers: int) -> None:
+        self.config = config
+        self.workers = workers
+        self._ctx = multiprocessing.get_context("fork")
+        self._procs: list[multiprocessing.process.BaseProcess] = []
+        self._stopping = False
+
+    def _spawn(self) -> multiprocessing.process.BaseProcess:
+        proc = self._ctx.Process(target=run_worker, args=(self.config,), daemon=False)
+        proc.start()
+        log.info("worker %d started", proc.pid)
+        return proc
+
+    def _signal_all(self, signum: int) -> None:
+        for proc in self._procs:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signum)
+
+    def run(self) -> int:
+        def stop(signum: int, _frame: object) -> None:
+            self._stopping = True
+            self._signal_all(signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, lambda signum, _frame: self._signal_all(signal.SIGHUP))
+        self._procs = [self._spawn() for _ in range(self.workers)]
+        while not self._stopping:
+            time.sleep(0.2)
+            for i, proc in enumerate(self._procs):
+                if not proc.is_alive() and not self._stopping:
+                    log.warning("worker %s exited with %s; restarting", proc.pid, proc.exitcode)
+                    time.sleep(RESTART_BACKOFF)
+                    self._procs[i] = self._spawn()
+        deadline = time.monotonic() + DRAIN_SECONDS + 2
+        for proc in self._procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        return 0
