@@ -1,0 +1,292 @@
+"""One benchmark leg: start what the scenario needs, drive load, disrupt on schedule, stop all.
+
+A leg is the unit ``run`` executes once and ``compare`` alternates between targets. Each leg gets
+a fresh origin and a fresh (cold) cache, so no leg inherits another's warm state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import multiprocessing as mp
+import os
+import random
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bench import client, wrk
+from bench.measure import LoadResult
+from bench.peers import Peer, start_peer
+from bench.procs import AdminAccess, Server, start_edgeproxy, start_origin, start_redis
+from bench.scenarios import DISRUPT_AT, PURGE_EVERY_S, Disruption, Scenario
+
+WORKER_START_DELAY_S = 2.0
+"""Time for spawned client processes to import and connect before the shared start instant."""
+FINISH_GRACE_S = 15.0
+
+
+class Target(enum.Enum):
+    """What the load is sent to."""
+
+    EDGEPROXY = "edgeproxy"
+    NGINX = "nginx"
+    VARNISH = "varnish"
+    EXTERNAL = "external"
+    """A server the caller started (``--target URL``): nothing is started or disrupted."""
+
+    @property
+    def peer(self) -> Peer | None:
+        return {Target.NGINX: Peer.NGINX, Target.VARNISH: Peer.VARNISH}.get(self)
+
+
+class Generator(enum.Enum):
+    AUTO = "auto"
+    WRK = "wrk"
+    BUILTIN = "builtin"
+
+    def resolve(self) -> Generator:
+        if self is Generator.AUTO:
+            return Generator.WRK if wrk.available() else Generator.BUILTIN
+        if self is Generator.WRK and not wrk.available():
+            raise RuntimeError("--generator wrk asked for, but `wrk` is not installed (apt-get install -y wrk)")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    scenario: Scenario
+    duration: float
+    connections: int
+    workers: int
+    """Server processes (edgeproxy --workers, nginx worker_processes, Varnish thread pools)."""
+    processes: int
+    """Load generator processes (built-in client) or threads (wrk)."""
+    seed: int
+    generator: Generator
+    cache_bytes: int
+    max_requests: int | None = None
+    target_url: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "scenario": self.scenario.name, "summary": self.scenario.summary,
+            "workload": {k: getattr(self.scenario.workload, k) for k in self.scenario.workload.__slots__},
+            "disruption": self.scenario.disruption.value, "redis": self.scenario.redis,
+            "duration_s": self.duration, "connections": self.connections, "server_workers": self.workers,
+            "generator_processes": self.processes, "seed": self.seed, "generator": self.generator.value,
+            "cache_bytes": self.cache_bytes, "max_requests": self.max_requests, "target_url": self.target_url,
+        }
+
+
+@dataclass(slots=True)
+class Leg:
+    """The outcome of one leg: what was measured and what happened during it."""
+
+    target: Target
+    round: int
+    load: LoadResult
+    events: list[tuple[float, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        load = self.load
+        return {
+            "target": self.target.value, "round": self.round, "generator": load.generator,
+            "duration_s": load.duration_s, "requests": load.requests, "errors": load.errors,
+            "rps": load.rps, "hit_ratio": load.hit_ratio, "latency_ms": load.percentiles_ms,
+            "latency_cdf_ms": load.cdf_ms, "timeline": load.timeline.to_json(),
+            "status_counts": load.status_counts, "transport_errors": load.transport_errors,
+            "events": [{"t": t, "what": what} for t, what in self.events],
+        }
+
+
+@dataclass(slots=True)
+class _Stage:
+    """The servers of one leg, for the disruption schedule to act on."""
+
+    url: str
+    origin: Server | None = None
+    redis: Server | None = None
+    admin: AdminAccess | None = None
+
+
+ADMIN_TOKEN = "bench-" + os.urandom(8).hex()
+
+
+@contextlib.contextmanager
+def _staged(config: RunConfig, target: Target) -> Iterator[_Stage]:
+    """Start the origin, Redis (if the scenario asks) and the target; stop them all on exit."""
+    with contextlib.ExitStack() as stack:
+        if target is Target.EXTERNAL:
+            if config.target_url is None:
+                raise ValueError("the external target needs --target URL")
+            yield _Stage(config.target_url.rstrip("/"))
+            return
+        logdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        origin = start_origin(stack, logdir)
+        if target is Target.EDGEPROXY:
+            redis = start_redis(stack, logdir) if config.scenario.redis else None
+            proxy, admin = start_edgeproxy(
+                stack, logdir, origin.url, workers=config.workers,
+                redis=f"redis://127.0.0.1:{redis.port}/0" if redis else None,
+                admin_token=ADMIN_TOKEN if config.scenario.admin else None,
+            )
+            yield _Stage(proxy.url, origin, redis, admin)
+            return
+        assert target.peer is not None
+        peer = start_peer(stack, target.peer, logdir, origin.port, workers=config.workers,
+                          cache_bytes=config.cache_bytes)
+        yield _Stage(peer.url, origin)
+
+
+def run_leg(config: RunConfig, target: Target, round_no: int = 1) -> Leg:
+    """Run one leg against ``target``; every process it started is stopped when it returns."""
+    generator = config.generator.resolve()
+    with _staged(config, target) as stage:
+        _warm_up(stage.url, config)
+        schedule = _schedule(config, stage)
+        if generator is Generator.WRK:
+            load, events = _drive_wrk(config, stage.url, schedule, target)
+        else:
+            load, events = _drive_builtin(config, stage.url, schedule, target)
+    return Leg(target, round_no, load, events)
+
+
+def _warm_up(url: str, config: RunConfig) -> None:
+    for path in config.scenario.workload.warmup_paths():
+        with urllib.request.urlopen(url + path, timeout=10) as resp:
+            resp.read()
+
+
+@dataclass(slots=True)
+class _Action:
+    at: float
+    act: Callable[[], str]
+    """Does it; returns what happened, for the run's event log."""
+    every: float | None = None
+
+
+def _schedule(config: RunConfig, stage: _Stage) -> list[_Action]:
+    disruption = config.scenario.disruption
+    at = DISRUPT_AT * config.duration
+    if disruption is Disruption.NONE:
+        return []
+    if stage.origin is None:
+        raise ValueError(f"scenario {config.scenario.name} disrupts servers, so it cannot run against --target")
+    if disruption is Disruption.ORIGIN_DOWN:
+        return [_Action(at, _killer(stage.origin))]
+    if disruption is Disruption.REDIS_DOWN:
+        if stage.redis is None:
+            raise ValueError("redis-down needs edgeproxy with Redis; peers have no L2")
+        return [_Action(at, _killer(stage.redis))]
+    if stage.admin is None:
+        raise ValueError("purge-storm needs edgeproxy's admin API; peers have none")
+    admin, rng = stage.admin, random.Random(config.seed)
+    return [_Action(0.5, lambda: _purge(admin, rng), every=PURGE_EVERY_S)]
+
+
+def _killer(server: Server) -> Callable[[], str]:
+    def kill() -> str:
+        server.kill()
+        return f"{server.name} killed"
+
+    return kill
+
+
+def _purge(admin: AdminAccess, rng: random.Random) -> str:
+    """Purge a slice of the blob catalog: every size beginning with one digit, about 1/9 of it."""
+    prefix = f"/api/blob?size={rng.randint(1, 9)}"
+    request = urllib.request.Request(
+        admin.url + "/purge", data=json.dumps({"prefixes": [prefix]}).encode(), method="POST",
+        headers={"Authorization": f"Bearer {admin.token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2) as resp:
+            return f"purge {prefix} -> {resp.status}"
+    except OSError as exc:
+        return f"purge {prefix} failed: {exc}"
+
+
+def _run_schedule(schedule: list[_Action], elapsed: float, events: list[tuple[float, str]]) -> None:
+    for action in schedule:
+        if elapsed >= action.at:
+            events.append((round(elapsed, 2), action.act()))
+            if action.every is None:
+                action.at = float("inf")
+            else:
+                action.at += action.every
+
+
+def _progress_loop(
+    config: RunConfig, target: Target, start_at: float, running: Callable[[], bool],
+    done_requests: Callable[[], int], schedule: list[_Action],
+) -> list[tuple[float, str]]:
+    """Show progress and fire the disruption schedule until the generator finishes."""
+    events: list[tuple[float, str]] = []
+    deadline = start_at + config.duration + FINISH_GRACE_S
+    with tqdm(total=round(config.duration), unit="s", desc=f"{config.scenario.name} → {target.value}",
+              leave=False, dynamic_ncols=True) as bar:
+        while running() and time.time() < deadline:
+            elapsed = time.time() - start_at
+            if elapsed >= 0:
+                _run_schedule(schedule, elapsed, events)
+                bar.n = min(round(config.duration), int(elapsed))
+                bar.set_postfix(requests=done_requests(), refresh=False)
+                bar.refresh()
+            time.sleep(0.1)
+    if running():
+        raise RuntimeError(f"load generator still running {FINISH_GRACE_S:.0f} s after the run should have ended")
+    return events
+
+
+def _drive_builtin(
+    config: RunConfig, url: str, schedule: list[_Action], target: Target
+) -> tuple[LoadResult, list[tuple[float, str]]]:
+    spec = client.LoadSpec(url, config.scenario.workload, config.duration, config.connections,
+                           config.processes, config.seed, config.max_requests)
+    progress = mp.get_context("spawn").Value("q", 0)
+    start_at = time.time() + WORKER_START_DELAY_S
+    pool = client.WorkerPool.start(spec, start_at, progress)
+    try:
+        events = _progress_loop(config, target, start_at,
+                                lambda: any(p.is_alive() for p in pool.procs) and pool.results.empty(),
+                                lambda: int(progress.value), schedule)
+        merged = pool.collect(timeout=config.duration + FINISH_GRACE_S)
+    finally:
+        pool.stop()
+    elapsed = min(config.duration, max(0.001, time.time() - start_at))
+    cdf = list(zip(*merged.histogram.cdf_ms(), strict=True))
+    load = LoadResult("builtin", elapsed, merged.histogram.percentiles_ms(), cdf, merged.timeline,
+                      merged.status_counts, merged.errors)
+    return load, events
+
+
+def _drive_wrk(
+    config: RunConfig, url: str, schedule: list[_Action], target: Target
+) -> tuple[LoadResult, list[tuple[float, str]]]:
+    threads = max(1, min(config.processes, config.connections))
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
+        script = Path(tmp) / "workload.lua"
+        script.write_text(wrk.render_script(config.scenario.workload, config.seed))
+        env = dict(os.environ)
+        if config.max_requests is not None:
+            env["BENCH_MAX_PER_THREAD"] = str(max(1, config.max_requests // threads))
+        start_at = time.time()
+        proc = wrk.start(url, script, duration=config.duration, connections=config.connections,
+                         threads=threads, env=env)
+        try:
+            events = _progress_loop(config, target, start_at, lambda: proc.poll() is None, lambda: 0, schedule)
+            stdout, _ = proc.communicate(timeout=FINISH_GRACE_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk exited with status {proc.returncode}:\n{stdout[-2000:]}")
+    return wrk.to_load_result(stdout), events

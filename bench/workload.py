@@ -1,0 +1,166 @@
+"""The workload model: which URLs a benchmark asks for, in what mix, as which user.
+
+Every stream is a pure function of ``(seed, worker)``, so two runs of one scenario send the same
+requests in the same order and A/B rounds compare like with like.
+
+The model, stated once:
+
+* **Popularity** follows Zipf: the object of rank ``r`` (1-based) out of ``n`` is requested with
+  probability ``r**-alpha / H(n, alpha)``. Web and CDN traces fit ``alpha`` between 0.6 and 1.0
+  (Breslau et al., "Web Caching and Zipf-like Distributions", 1999); the default is 0.9.
+* **Object sizes** are heavy-tailed: a lognormal with median 4 KiB, clipped to 256 B .. 256 KiB,
+  drawn once per object so an object keeps its size for the whole run (and in ``cachesim``).
+* **Users** (personalized runs) are Zipf too (a few heavy users, a long tail), identified by the
+  ``uid`` cookie the demo ranker reads.
+* **Scans** (``scan-mix`` traces) interleave bursts of one-time keys with the Zipf stream, the
+  pattern that flushes an LRU cache and that a scan-resistant policy (S3-FIFO) should survive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+SIZE_MEDIAN = 4096
+SIZE_SIGMA = 1.2
+SIZE_MIN = 256
+SIZE_MAX = 256 * 1024
+BATCH = 4096
+
+
+def zipf_cdf(n: int, alpha: float) -> np.ndarray:
+    """Cumulative probabilities of ranks 1..n under Zipf(alpha); precomputed once per stream."""
+    if n < 1:
+        raise ValueError(f"a Zipf catalog needs at least one object, got n={n}")
+    if alpha < 0:
+        raise ValueError(f"Zipf alpha must be >= 0, got {alpha}")
+    weights = np.arange(1, n + 1, dtype=np.float64) ** -alpha
+    cdf = np.cumsum(weights)
+    cdf /= cdf[-1]
+    return cdf
+
+
+def zipf_ranks(cdf: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` ranks (0-based) drawn by inverting the CDF: vectorized, so a batch costs ~µs."""
+    ranks = np.searchsorted(cdf, rng.random(count), side="right")
+    return np.minimum(ranks, len(cdf) - 1)
+
+
+def object_sizes(n: int, seed: int) -> np.ndarray:
+    """A fixed, heavy-tailed size in bytes for each of ``n`` objects (see the module docstring)."""
+    rng = np.random.default_rng([seed, 0x5173])
+    sizes = rng.lognormal(np.log(SIZE_MEDIAN), SIZE_SIGMA, n)
+    return np.clip(sizes, SIZE_MIN, SIZE_MAX).astype(np.int64)
+
+
+def zipf_keys(n: int, alpha: float, length: int, seed: int) -> np.ndarray:
+    """A trace of ``length`` object ranks (0-based) drawn from Zipf(alpha) over ``n`` objects."""
+    return zipf_ranks(zipf_cdf(n, alpha), length, np.random.default_rng(seed))
+
+
+def scan_mix_keys(
+    n: int, alpha: float, length: int, seed: int, *, scan_every: int = 5000, scan_length: int = 1000
+) -> np.ndarray:
+    """A Zipf trace with a burst of ``scan_length`` never-repeated keys after every ``scan_every``
+    Zipf requests. Scan keys are numbered from ``n`` upwards so they never collide with Zipf keys."""
+    if scan_every < 1 or scan_length < 0:
+        raise ValueError("scan_every must be >= 1 and scan_length >= 0")
+    base = zipf_keys(n, alpha, length, seed)
+    out = np.empty(length, dtype=np.int64)
+    pos = taken = 0
+    next_scan_key = n
+    while pos < length:
+        chunk = base[taken : taken + min(scan_every, length - pos)]
+        out[pos : pos + len(chunk)] = chunk
+        pos += len(chunk)
+        taken += len(chunk)
+        burst = min(scan_length, length - pos)
+        out[pos : pos + burst] = np.arange(next_scan_key, next_scan_key + burst)
+        pos += burst
+        next_scan_key += burst
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request of a stream: a path (with query) and the extra headers it carries."""
+
+    path: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What a scenario asks for. ``kind`` picks the generator; the rest parameterize it.
+
+    kinds: ``fixed`` (a small set of URLs: pure hits after warm-up), ``unique`` (every URL new:
+    pure misses), ``zipf`` (a catalog of blob URLs with Zipf popularity and mixed sizes), and
+    ``personalized`` (the demo item lists, each request from a Zipf-popular user).
+    """
+
+    kind: str
+    blob_size: int = 2048
+    distinct: int = 16
+    catalog: int = 100_000
+    alpha: float = 0.9
+    users: int = 10_000
+    list_limit: int = 50
+
+    def warmup_paths(self) -> list[str]:
+        """URLs to fetch once before measuring, so a hit scenario measures hits only."""
+        if self.kind == "fixed":
+            return [blob_path(self.blob_size, s) for s in range(self.distinct)]
+        return []
+
+    def stream(self, seed: int, worker: int) -> Iterator[Request]:
+        """An endless, deterministic request stream for one load-generator worker."""
+        rng = np.random.default_rng([seed, worker])
+        if self.kind == "fixed":
+            return self._fixed(rng)
+        if self.kind == "unique":
+            return self._unique(seed, worker)
+        if self.kind == "zipf":
+            return self._zipf(rng, seed)
+        if self.kind == "personalized":
+            return self._personalized(rng)
+        raise ValueError(f"unknown workload kind {self.kind!r}: use fixed, unique, zipf or personalized")
+
+    def _fixed(self, rng: np.random.Generator) -> Iterator[Request]:
+        paths = [Request(p) for p in self.warmup_paths()]
+        while True:
+            for i in rng.integers(0, len(paths), BATCH):
+                yield paths[i]
+
+    def _unique(self, seed: int, worker: int) -> Iterator[Request]:
+        # A per-run nonce in the URL keeps a second run from hitting what the first one stored.
+        n = 0
+        while True:
+            yield Request(f"/api/blob?size={self.blob_size}&seed={seed}-{worker}-{n}")
+            n += 1
+
+    def _zipf(self, rng: np.random.Generator, seed: int) -> Iterator[Request]:
+        cdf = zipf_cdf(self.catalog, self.alpha)
+        sizes = object_sizes(self.catalog, seed)
+        while True:
+            for rank in zipf_ranks(cdf, BATCH, rng):
+                yield Request(blob_path(int(sizes[rank]), int(rank)))
+
+    def _personalized(self, rng: np.random.Generator) -> Iterator[Request]:
+        from edgeproxy.demo.catalog import CATEGORIES
+
+        user_cdf = zipf_cdf(self.users, self.alpha)
+        while True:
+            users = zipf_ranks(user_cdf, BATCH, rng)
+            categories = rng.integers(0, len(CATEGORIES), BATCH)
+            for user, cat in zip(users, categories, strict=True):
+                yield Request(
+                    f"/api/items?category={CATEGORIES[cat]}&limit={self.list_limit}",
+                    (("Cookie", f"uid=u{user}"),),
+                )
+
+
+def blob_path(size: int, seed: int | str) -> str:
+    """The demo origin's benchmark blob: a JSON body of about ``size`` bytes."""
+    return f"/api/blob?size={size}&seed={seed}"
