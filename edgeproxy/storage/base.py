@@ -12,6 +12,11 @@ from typing import Protocol
 from edgeproxy.cache.entry import StoredObject
 
 
+class StoreUnavailable(RuntimeError):
+    """A backend could not complete an operation the caller must know about (``clear``, a
+    purge-all): map it to 503 and retry later. ``get``/``put``/``delete`` never raise this."""
+
+
 class Store(Protocol):
     """Key/value store for cache objects. Implementations never raise on a backend failure
     during ``get``/``put``/``delete``: they report a miss or drop the write and count it."""
@@ -29,7 +34,8 @@ class Store(Protocol):
         ...
 
     async def clear(self) -> None:
-        """Forget everything this store holds (purge all)."""
+        """Forget everything this store holds (purge all); raises ``StoreUnavailable`` when a
+        remote backend could not be reached, since a silently failed purge-all is worse than a 503."""
         ...
 
     async def close(self) -> None:

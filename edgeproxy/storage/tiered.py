@@ -1,0 +1,85 @@
+"""L1 memory in front of a shared L2: look up near first, promote what the far tier had."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+
+from edgeproxy.cache.entry import CacheEntry, StoredObject
+from edgeproxy.storage.base import Store
+from edgeproxy.storage.memory import MemoryStore
+
+
+class Tier(enum.Enum):
+    """Where a lookup was answered; rendered into Cache-Status detail and metrics labels."""
+
+    L1 = "l1"
+    L2 = "l2"
+    NONE = "none"
+
+
+def remaining_ttl(obj: StoredObject, now: float) -> float:
+    """Seconds an object may still be useful: until its freshness and the longer of its stale
+    windows (RFC 5861 §3 stale-while-revalidate, §4 stale-if-error) have run out. A VaryIndex
+    lives as long as the longest-lived variant it points at."""
+    if isinstance(obj, CacheEntry):
+        grace = max(obj.stale_while_revalidate, obj.stale_if_error)
+        return obj.response_time + obj.fresh_for + grace - now
+    return obj.stored_at + obj.fresh_for - now
+
+
+Promote = Callable[[StoredObject], StoredObject]
+"""Hook run on an L2 hit before the object enters L1, e.g. to attach per-process ``prepared``
+data (which never travels through L2)."""
+
+
+class TieredStore:
+    """Implements ``Store`` over an L1 ``MemoryStore`` and any L2 ``Store``."""
+
+    def __init__(
+        self,
+        l1: MemoryStore,
+        l2: Store,
+        *,
+        promote: Promote | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.l1 = l1
+        self.l2 = l2
+        self._promote = promote
+        self._clock = clock
+
+    async def get_with_tier(self, key: bytes) -> tuple[StoredObject | None, Tier]:
+        obj = self.l1.get_nowait(key)
+        if obj is not None:
+            return obj, Tier.L1
+        obj = await self.l2.get(key)
+        if obj is None:
+            return None, Tier.NONE
+        if self._promote is not None:
+            obj = self._promote(obj)
+        self.l1.put_nowait(key, obj, remaining_ttl(obj, self._clock()))
+        return obj, Tier.L2
+
+    async def get(self, key: bytes) -> StoredObject | None:
+        obj, _ = await self.get_with_tier(key)
+        return obj
+
+    async def put(self, key: bytes, obj: StoredObject, ttl: float) -> None:
+        self.l1.put_nowait(key, obj, ttl)
+        await self.l2.put(key, obj, ttl)
+
+    async def delete(self, key: bytes) -> None:
+        self.l1.delete_nowait(key)
+        await self.l2.delete(key)
+
+    async def clear(self) -> None:
+        """Clear L1 first: even if L2 is unreachable (``StoreUnavailable``), this process stops
+        serving what it held."""
+        self.l1.clear_nowait()
+        await self.l2.clear()
+
+    async def close(self) -> None:
+        await self.l1.close()
+        await self.l2.close()

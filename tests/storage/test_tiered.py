@@ -1,0 +1,85 @@
+"""TieredStore: L1 before L2, promotion with the remaining useful lifetime, tier reporting."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from factories import make_entry, make_vary_index
+
+from edgeproxy.cache.entry import StoredObject
+from edgeproxy.storage.memory import MemoryStore
+from edgeproxy.storage.redis import RedisStore
+from edgeproxy.storage.tiered import Tier, TieredStore, remaining_ttl
+
+pytestmark = pytest.mark.redis
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def l2(redis_url: str, redis_namespace: str) -> AsyncIterator[RedisStore]:
+    store = RedisStore(redis_url, namespace=redis_namespace, timeout=0.5)
+    yield store
+    await store.clear()
+    await store.close()
+
+
+def test_remaining_ttl_covers_freshness_and_the_longer_stale_window() -> None:
+    entry = make_entry(response_time=1000, fresh_for=60, stale_while_revalidate=30, stale_if_error=300)
+    assert remaining_ttl(entry, now=1010) == 60 + 300 - 10
+    assert remaining_ttl(make_vary_index(stored_at=1000, fresh_for=60), now=1050) == 10
+
+
+async def test_an_l2_hit_is_promoted_to_l1_for_its_remaining_lifetime(l2: RedisStore) -> None:
+    clock = Clock(1010.0)
+    l1 = MemoryStore(1 << 20, clock=clock)
+    tiered = TieredStore(l1, l2, clock=clock)
+    entry = make_entry(response_time=1000, fresh_for=60, stale_while_revalidate=30)
+    await l2.put(b"k", entry, ttl=80)
+
+    assert await tiered.get_with_tier(b"k") == (entry, Tier.L2)
+    assert await tiered.get_with_tier(b"k") == (entry, Tier.L1)
+    clock.now = 1000 + 60 + 30 - 0.001
+    assert l1.get_nowait(b"k") == entry
+    clock.now = 1000 + 60 + 30
+    assert l1.get_nowait(b"k") is None
+
+
+async def test_an_object_already_past_its_windows_is_not_promoted(l2: RedisStore) -> None:
+    clock = Clock(2000.0)
+    tiered = TieredStore(MemoryStore(1 << 20, clock=clock), l2, clock=clock)
+    await l2.put(b"k", make_entry(response_time=1000, fresh_for=60), ttl=30)
+    assert await tiered.get_with_tier(b"k") == (make_entry(response_time=1000, fresh_for=60), Tier.L2)
+    assert tiered.l1.get_nowait(b"k") is None
+
+
+async def test_promotion_hook_derives_per_process_data(l2: RedisStore) -> None:
+    def promote(obj: StoredObject) -> StoredObject:
+        return obj.__class__(**{f: getattr(obj, f) for f in obj.__dataclass_fields__} | {"prepared": "matrix"})
+
+    clock = Clock(1010.0)
+    tiered = TieredStore(MemoryStore(1 << 20, clock=clock), l2, promote=promote, clock=clock)
+    await l2.put(b"k", make_entry(), ttl=50)
+    obj, tier = await tiered.get_with_tier(b"k")
+    assert tier is Tier.L2 and obj.prepared == "matrix"
+    assert tiered.l1.get_nowait(b"k").prepared == "matrix"
+
+
+async def test_put_delete_and_clear_reach_both_tiers(l2: RedisStore) -> None:
+    clock = Clock(1010.0)
+    tiered = TieredStore(MemoryStore(1 << 20, clock=clock), l2, clock=clock)
+    await tiered.put(b"a", make_entry(), ttl=50)
+    await tiered.put(b"b", make_entry(), ttl=50)
+    assert tiered.l1.get_nowait(b"a") is not None and await l2.get(b"a") is not None
+    await tiered.delete(b"a")
+    assert await tiered.get_with_tier(b"a") == (None, Tier.NONE)
+    await tiered.clear()
+    assert tiered.l1.get_nowait(b"b") is None and await l2.get(b"b") is None
+    assert await tiered.get(b"b") is None
