@@ -6,7 +6,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 from urllib.parse import urlsplit
 
 from edgeproxy.cache.message import RequestHead
@@ -40,18 +39,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     explain_parser.set_defaults(func=_run_explain)
 
 
-def check(directory: Path, out: TextIO = sys.stdout) -> int:
+def check(directory: Path) -> int:
     """Print every problem as ``file:line: policy 'name': field: reason``; 0 when all is valid."""
     try:
         policies = load_directory(directory)
     except PolicyError as exc:
         for problem in exc.problems:
-            print(problem, file=out)
+            print(problem)
         count = len(exc.problems)
-        print(f"{count} problem{'s' if count != 1 else ''} in {directory}", file=out)
+        print(f"{count} problem{'s' if count != 1 else ''} in {directory}")
         return 1
     files = len(policy_files(directory))
-    print(f"{directory}: {len(policies.policies)} policies in {files} files are valid (version {policies.version})", file=out)
+    print(f"{directory}: {len(policies.policies)} policies in {files} files are valid (version {policies.version})")
     return 0
 
 
