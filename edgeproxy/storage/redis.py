@@ -24,17 +24,10 @@ from edgeproxy.cache.entry import StoredObject
 from edgeproxy.storage.base import StoreUnavailable
 from edgeproxy.storage.breaker import Admission, CircuitBreaker
 from edgeproxy.storage.codec import CodecError, decode, encode
-from edgeproxy.storage.redisconn import BACKEND_ERRORS, RedisClient, connect
+from edgeproxy.storage.redisconn import BACKEND_ERRORS, DEFAULT_TIMEOUT, RedisClient, connect
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-DEFAULT_TIMEOUT = 0.025
-"""25 ms per call. A loopback GET answers in ~0.1-0.3 ms, but the measured time also includes
-waiting for our own event loop, which on a busy 2-core box running several workers can stall
-for 10+ ms under load; 25 ms stays clear of that (no false trips) while still being well under
-a typical origin fetch, so a slow Redis degrades to "go to origin" rather than adding latency.
-Remote or TLS Redis deployments should raise it (the ``timeout`` argument)."""
 
 CLEAR_TIMEOUT = 30.0
 """Purge-all scans the whole namespace; an admin operation, so it gets a longer bound."""

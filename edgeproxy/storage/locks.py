@@ -1,0 +1,98 @@
+"""Cross-process fill locks: one worker in the fleet fetches a missing object, the rest wait.
+
+Request collapsing inside one process is the proxy's job; this extends it across workers and
+PoPs sharing a Redis. The lock is advisory and best-effort: any doubt (contention, timeout, Redis
+down) answers "not acquired" and the caller waits briefly or simply goes to origin, so a lock
+problem can cost an extra origin fetch but never a failed request.
+
+Each acquisition carries a fencing token, increasing per key, so a holder that stalled past its
+TTL cannot release (or be confused with) the lock a later holder took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from edgeproxy.storage.redisconn import BACKEND_ERRORS, DEFAULT_TIMEOUT, RedisClient
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] lock, KEYS[2] per-key fence counter (same hash slot); ARGV[1] lock TTL ms,
+# ARGV[2] counter TTL ms. Atomic, so a token is only drawn when the lock is actually taken.
+_ACQUIRE = """
+if redis.call('exists', KEYS[1]) == 1 then return false end
+local token = redis.call('incr', KEYS[2])
+redis.call('pexpire', KEYS[2], ARGV[2])
+redis.call('set', KEYS[1], token, 'PX', ARGV[1])
+return token
+"""
+
+# Compare-and-delete: only the holder of the current token may release.
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+FENCE_TTL_MS = 24 * 3600 * 1000
+"""How long a key's token counter outlives its last acquisition. Tokens only need to increase
+across holders that can overlap, i.e. within a lock TTL; a day is far beyond any of those."""
+
+POLL_INTERVAL = 0.01
+
+
+class FillLock:
+    def __init__(self, client: RedisClient, namespace: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._client = client
+        self._namespace = namespace
+        self._timeout = timeout
+        self._acquire = client.register_script(_ACQUIRE)
+        self._release = client.register_script(_RELEASE)
+
+    def _keys(self, key: bytes) -> list[str]:
+        # The {hash tag} keeps a lock and its counter in one Redis Cluster slot.
+        base = f"{self._namespace}:lock:{{{key.hex()}}}"
+        return [base, base + ":fence"]
+
+    async def acquire(self, key: bytes, ttl_ms: int) -> int | None:
+        """The fencing token if this caller now holds the lock for ``ttl_ms``; None when someone
+        else holds it or Redis did not answer within the timeout."""
+        if ttl_ms <= 0:
+            raise ValueError(f"lock ttl_ms must be positive, got {ttl_ms}")
+        try:
+            async with asyncio.timeout(self._timeout):
+                token = await self._acquire(keys=self._keys(key), args=[ttl_ms, FENCE_TTL_MS])
+        except BACKEND_ERRORS as exc:
+            log.debug("fill lock acquire failed: %r", exc)
+            return None
+        return int(token) if token is not None else None
+
+    async def release(self, key: bytes, token: int) -> bool:
+        """True when this token still held the lock and it is now released; False when it had
+        expired, someone else holds it, or Redis did not answer (the TTL then frees it)."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                released = await self._release(keys=self._keys(key)[:1], args=[token])
+        except BACKEND_ERRORS as exc:
+            log.debug("fill lock release failed: %r", exc)
+            return False
+        return released == 1
+
+    async def wait_released(self, key: bytes, timeout: float) -> bool:
+        """Poll until the lock on ``key`` is gone (True) or ``timeout`` seconds pass (False).
+        A Redis error also answers False: the caller stops waiting and goes to origin."""
+        lock_key = self._keys(key)[0]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    held = await self._client.exists(lock_key)
+            except BACKEND_ERRORS:
+                return False
+            if not held:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(POLL_INTERVAL, remaining))

@@ -1,0 +1,106 @@
+"""FillLock against real Redis: exclusive, fenced, safe release, and harmless when Redis is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import pytest
+from redis.asyncio import Redis
+
+from edgeproxy.storage.locks import FillLock
+from edgeproxy.storage.redisconn import connect
+
+if TYPE_CHECKING:
+    from tests.conftest import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def client(redis_url: str, redis_namespace: str) -> AsyncIterator[Redis]:
+    client = connect(redis_url, timeout=0.5)
+    yield client
+    leftovers = [k async for k in client.scan_iter(match=f"{redis_namespace}:*")]
+    if leftovers:
+        await client.unlink(*leftovers)
+    await client.aclose()
+
+
+@pytest.fixture
+def lock(client: Redis, redis_namespace: str) -> FillLock:
+    return FillLock(client, redis_namespace, timeout=0.5)
+
+
+async def test_only_one_of_many_concurrent_callers_gets_the_lock(lock: FillLock) -> None:
+    tokens = await asyncio.gather(*(lock.acquire(b"key", ttl_ms=5000) for _ in range(20)))
+    winners = [t for t in tokens if t is not None]
+    assert len(winners) == 1
+
+
+async def test_fencing_tokens_increase_across_holders(lock: FillLock) -> None:
+    first = await lock.acquire(b"key", ttl_ms=5000)
+    assert first is not None and await lock.release(b"key", first)
+    second = await lock.acquire(b"key", ttl_ms=5000)
+    assert second is not None and second > first
+
+
+async def test_release_with_a_stale_token_is_refused_and_the_lock_kept(lock: FillLock) -> None:
+    token = await lock.acquire(b"key", ttl_ms=5000)
+    assert token is not None
+    assert not await lock.release(b"key", token - 1)
+    assert await lock.acquire(b"key", ttl_ms=5000) is None
+    assert await lock.release(b"key", token)
+
+
+async def test_an_expired_lock_frees_itself_and_its_old_holder_cannot_release_the_new_one(lock: FillLock) -> None:
+    old = await lock.acquire(b"key", ttl_ms=50)
+    await asyncio.sleep(0.1)
+    new = await lock.acquire(b"key", ttl_ms=5000)
+    assert old is not None and new is not None and new > old
+    assert not await lock.release(b"key", old)
+    assert await lock.release(b"key", new)
+
+
+async def test_wait_released_returns_when_the_holder_releases(lock: FillLock) -> None:
+    token = await lock.acquire(b"key", ttl_ms=5000)
+    assert token is not None
+
+    async def release_soon() -> None:
+        await asyncio.sleep(0.05)
+        await lock.release(b"key", token)
+
+    releaser = asyncio.create_task(release_soon())
+    assert await lock.wait_released(b"key", timeout=2.0)
+    await releaser
+
+
+async def test_wait_released_gives_up_at_its_timeout(lock: FillLock) -> None:
+    assert await lock.acquire(b"key", ttl_ms=5000) is not None
+    assert not await lock.wait_released(b"key", timeout=0.05)
+
+
+async def test_locks_on_different_keys_are_independent(lock: FillLock) -> None:
+    assert await lock.acquire(b"a", ttl_ms=5000) is not None
+    assert await lock.acquire(b"b", ttl_ms=5000) is not None
+
+
+async def test_dead_redis_means_no_lock_quickly_and_no_exception(own_redis: RedisServer, redis_namespace: str) -> None:
+    client = connect(own_redis.url, timeout=0.05)
+    lock = FillLock(client, redis_namespace, timeout=0.05)
+    try:
+        own_redis.stop()
+        started = time.monotonic()
+        assert await lock.acquire(b"key", ttl_ms=1000) is None
+        assert not await lock.release(b"key", 1)
+        assert not await lock.wait_released(b"key", timeout=1.0)
+        assert time.monotonic() - started < 1.0
+    finally:
+        await client.aclose()
+
+
+async def test_a_non_positive_ttl_is_a_programming_error(lock: FillLock) -> None:
+    with pytest.raises(ValueError, match="ttl_ms"):
+        await lock.acquire(b"key", ttl_ms=0)
