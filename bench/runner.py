@@ -225,21 +225,22 @@ def _run_schedule(schedule: list[_Action], elapsed: float, events: list[tuple[fl
 
 def _progress_loop(
     config: RunConfig, target: Target, start_at: float, running: Callable[[], bool],
-    done_requests: Callable[[], int], schedule: list[_Action],
+    done_requests: Callable[[], int] | None, schedule: list[_Action],
 ) -> list[tuple[float, str]]:
     """Show progress and fire the disruption schedule until the generator finishes."""
     events: list[tuple[float, str]] = []
     deadline = start_at + config.duration + FINISH_GRACE_S
-    with tqdm(total=round(config.duration), unit="s", desc=f"{config.scenario.name} → {target.value}",
-              leave=False, dynamic_ncols=True) as bar:
+    total = round(config.duration)
+    with tqdm(total=total, unit="s", desc=f"{config.scenario.name} → {target.value}", leave=False,
+              mininterval=0.5, dynamic_ncols=True) as bar:
         while running() and time.time() < deadline:
             elapsed = time.time() - start_at
             if elapsed >= 0:
                 _run_schedule(schedule, elapsed, events)
-                bar.n = min(round(config.duration), int(elapsed))
-                bar.set_postfix(requests=done_requests(), refresh=False)
-                bar.refresh()
-            time.sleep(0.1)
+                if done_requests is not None:
+                    bar.set_postfix(requests=done_requests(), refresh=False)
+                bar.update(min(total, int(elapsed)) - bar.n)
+            time.sleep(0.05)
     if running():
         raise RuntimeError(f"load generator still running {FINISH_GRACE_S:.0f} s after the run should have ended")
     return events
@@ -281,7 +282,7 @@ def _drive_wrk(
         proc = wrk.start(url, script, duration=config.duration, connections=config.connections,
                          threads=threads, env=env)
         try:
-            events = _progress_loop(config, target, start_at, lambda: proc.poll() is None, lambda: 0, schedule)
+            events = _progress_loop(config, target, start_at, lambda: proc.poll() is None, None, schedule)
             stdout, _ = proc.communicate(timeout=FINISH_GRACE_S)
         finally:
             if proc.poll() is None:

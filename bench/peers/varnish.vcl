@@ -1,5 +1,5 @@
 # Varnish in front of the demo origin: the peer edgeproxy is compared against.
-# Placeholders in {braces} are filled by bench/peers/__init__.py. The builtin VCL stays in force
+# Placeholders (names in single braces) are filled by bench/peers/__init__.py. The builtin VCL stays in force
 # (requests with a Cookie or Authorization header pass), so only what follows is changed.
 vcl 4.1;
 

@@ -1,0 +1,186 @@
+"""Turn a results file into a markdown table and PNG plots an operator can read at a glance."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window: reports are made on headless machines
+import matplotlib.pyplot as plt  # noqa: E402
+
+RANK_COST_FILE = Path(__file__).with_name("results") / "rank_cost.json"
+
+
+def load(path: Path) -> dict[str, Any]:
+    doc = json.loads(path.read_text())
+    if doc.get("schema") != 1 or "legs" not in doc:
+        raise ValueError(f"{path} is not a bench results file (schema 1 with 'legs'); make one with `python -m bench run`")
+    return doc
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The summary table (medians over rounds), the ratios, then every leg."""
+    cfg, machine, git = doc["config"], doc["machine"], doc["git"]
+    lines = [
+        f"## {cfg['scenario']}: {cfg['summary']}",
+        "",
+        f"{cfg['duration_s']:g} s per leg, {cfg['connections']} connections, {cfg['server_workers']} server "
+        f"worker(s), generator {doc['legs'][0]['generator'] if doc['legs'] else cfg['generator']}; "
+        f"{machine['cpus']} CPUs ({machine['cpu_model']}), load average at start "
+        f"{_fmt(machine['loadavg_at_start'][0], '.2f')}; commit {str(git['commit'])[:10]}"
+        f"{' (dirty)' if git['dirty'] else ''}.",
+        "",
+        "| target | rounds | req/s (median) | p50 ms | p99 ms | hit ratio | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for target, s in doc["summary"]["targets"].items():
+        lines.append(
+            f"| {target} | {s['rounds']} | {_fmt(s['rps'], ',.0f')} | {_fmt(s['p50_ms'], '.2f')} | "
+            f"{_fmt(s['p99_ms'], '.2f')} | {_fmt(s['hit_ratio'], '.1%')} | {s['errors']:,} |"
+        )
+    if doc["summary"]["ratios"]:
+        lines += ["", "| ratio | throughput | p99 latency |", "|---|---:|---:|"]
+        for name, r in doc["summary"]["ratios"].items():
+            lines.append(f"| {name} | {_fmt(r['rps'], '.2f')}× | {_fmt(r['p99'], '.2f')}× |")
+    lines += ["", "| leg | requests | req/s | p50 | p90 | p99 | p99.9 ms | hit ratio | errors | events |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for leg in doc["legs"]:
+        lat = leg["latency_ms"]
+        events = "; ".join(f"{e['what']} @ {e['t']:g}s" for e in leg["events"] if "purge" not in e["what"])
+        purges = sum("purge" in e["what"] for e in leg["events"])
+        if purges:
+            events = "; ".join(filter(None, [events, f"{purges} purges"]))
+        lines.append(
+            f"| {leg['target']} #{leg['round']} | {leg['requests']:,} | {_fmt(leg['rps'], ',.0f')} | "
+            + " | ".join(_fmt(lat.get(p), ".2f") for p in ("p50", "p90", "p99", "p99.9"))
+            + f" | {_fmt(leg['hit_ratio'], '.1%')} | {leg['errors']:,} | {events} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _leg_label(leg: dict[str, Any]) -> str:
+    return f"{leg['target']} #{leg['round']}"
+
+
+def _disruption_lines(ax: Any, doc: dict[str, Any]) -> None:
+    """Mark a kill (origin, Redis) with a vertical line: the plots are read relative to it."""
+    marked = set()
+    for leg in doc["legs"]:
+        for event in leg["events"]:
+            if "killed" in event["what"] and event["what"] not in marked:
+                ax.axvline(event["t"], color="grey", linestyle="--", linewidth=1)
+                ax.annotate(event["what"], (event["t"], 0.98), xycoords=("data", "axes fraction"),
+                            ha="left", va="top", fontsize=8, color="grey")
+                marked.add(event["what"])
+
+
+def plot_throughput(doc: dict[str, Any], out: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for leg in doc["legs"]:
+        ax.plot(range(len(leg["timeline"])), [s["requests"] for s in leg["timeline"]], label=_leg_label(leg))
+        errors = [s["errors"] for s in leg["timeline"]]
+        if any(errors):
+            ax.plot(range(len(errors)), errors, linestyle=":", label=f"{_leg_label(leg)} errors")
+    _disruption_lines(ax, doc)
+    ax.set(title=f"{doc['config']['scenario']}: throughput over time", xlabel="second of run", ylabel="requests/s")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, out / "throughput.png")
+
+
+def plot_latency_cdf(doc: dict[str, Any], out: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for leg in doc["legs"]:
+        if leg["latency_cdf_ms"]:
+            xs, ys = zip(*leg["latency_cdf_ms"], strict=True)
+            ax.step(xs, ys, where="post", label=_leg_label(leg))
+    ax.set_xscale("log")
+    ax.set(title=f"{doc['config']['scenario']}: latency CDF (client side)", xlabel="latency (ms, log)",
+           ylabel="fraction of requests")
+    ax.axhline(0.99, color="grey", linewidth=0.5)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, out / "latency_cdf.png")
+
+
+def plot_hit_ratio(doc: dict[str, Any], out: Path) -> Path | None:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    drawn = False
+    for leg in doc["legs"]:
+        ratios = [s["hits"] / (s["hits"] + s["misses"]) if s["hits"] + s["misses"] else math.nan
+                  for s in leg["timeline"]]
+        if not all(math.isnan(r) for r in ratios):
+            ax.plot(range(len(ratios)), ratios, label=_leg_label(leg))
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    _disruption_lines(ax, doc)
+    ax.set(title=f"{doc['config']['scenario']}: hit ratio over time (Cache-Status)", xlabel="second of run",
+           ylabel="hit ratio", ylim=(0, 1.05))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, out / "hit_ratio.png")
+
+
+def rank_cost_rows(doc: Any) -> list[dict[str, float]]:
+    """Rows with a ``candidates`` count from ``bench/rank_cost.py``'s JSON: a list of rows, or a
+    document holding one under any key (the file belongs to the personalization benchmark)."""
+    if isinstance(doc, list):
+        return [r for r in doc if isinstance(r, dict) and "candidates" in r]
+    if isinstance(doc, dict):
+        for value in doc.values():
+            rows = rank_cost_rows(value)
+            if rows:
+                return rows
+    return []
+
+
+def plot_rank_cost(rank_cost: Path, out: Path) -> Path | None:
+    if not rank_cost.exists():
+        return None
+    rows = sorted(rank_cost_rows(json.loads(rank_cost.read_text())), key=lambda r: r["candidates"])
+    metrics = [k for k in rows[0] if k.endswith(("_us", "_ms")) and isinstance(rows[0][k], int | float)] if rows else []
+    if not metrics:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4))
+    xs = [r["candidates"] for r in rows]
+    for metric in metrics:
+        ax.plot(xs, [r.get(metric) for r in rows], marker="o", label=metric)
+    ax.set(title="personalization cost by candidate count", xlabel="candidates ranked per request",
+           ylabel="time (unit in legend)")
+    ax.set_xscale("log")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, out / "rank_cost.png")
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(results: Path, out: Path | None = None, rank_cost: Path = RANK_COST_FILE) -> list[Path]:
+    """Write ``<name>.md`` and the plots into ``out`` (default: a folder named after the results
+    file); returns the files written."""
+    doc = load(results)
+    out = out or results.with_suffix("")
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / "report.md"
+    plots = [plot_throughput(doc, out), plot_latency_cdf(doc, out), plot_hit_ratio(doc, out),
+             plot_rank_cost(rank_cost, out)]
+    written = [p for p in plots if p is not None]
+    images = "\n".join(f"![{p.stem}]({p.name})" for p in written)
+    table.write_text(markdown(doc) + "\n" + images + "\n")
+    return [table, *written]
