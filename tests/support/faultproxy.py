@@ -117,11 +117,13 @@ class FaultProxy:
             await self._listen()
 
     async def close(self) -> None:
-        self._stop_listening()
-        tasks = list(self._links)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Stop listening, reset every open link and wait for its task to end.
+
+        Links end by having their sockets reset rather than by cancellation: asyncio reports a
+        cancelled connection task as an unhandled error.
+        """
+        await self.set(Fault.REFUSE)
+        await asyncio.gather(*self._links, return_exceptions=True)
 
     async def _listen(self) -> None:
         # The port is kept across REFUSE so the client under test reconnects to the same address.
