@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from pathlib import Path
 
+from edgeproxy.logs import configure as configure_logging
 from edgeproxy.policies.schema import parse_size
 
 # Feature modules that contribute subcommands through ``register(sub)``.
@@ -62,6 +62,10 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="bearer token for the admin API (or EDGEPROXY_ADMIN_TOKEN)")
     p.add_argument("--models", type=Path, default=_env("models"),
                    help="directory of ranking models (default: the bundled demo model)")
+    p.add_argument("--access-log", default=_env("access_log"),
+                   help="write one JSON line per request to this file ('-' for stdout; default: none)")
+    p.add_argument("--access-log-sample", type=float, default=float(_env("access_log_sample", "1.0") or 1.0),
+                   help="fraction of requests logged, 0..1 (server errors are always logged; default 1.0)")
     p.add_argument("--log-level", default=_env("log_level", "info"), help="debug, info, warning, error")
     p.set_defaults(func=_serve)
 
@@ -72,8 +76,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     host, port = args.listen if isinstance(args.listen, tuple) else split_listen(args.listen)
     size = args.cache_size if isinstance(args.cache_size, int) else parse_size(args.cache_size)
+    admin = args.admin if isinstance(args.admin, tuple) or args.admin is None else split_listen(args.admin)
     config = ProxyConfig(origin=args.origin, host=host, port=port, cache_size=size,
-                         policies=args.policies, redis=args.redis)
+                         policies=args.policies, redis=args.redis, admin=admin, admin_token=args.admin_token,
+                         access_log=args.access_log, access_log_sample=args.access_log_sample)
     return serve(config, workers=args.workers)
 
 
@@ -124,10 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "info").upper(),
-        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
-    )
+    configure_logging(getattr(args, "log_level", "info"))
     return int(args.func(args) or 0)
 
 

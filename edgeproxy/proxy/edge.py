@@ -64,6 +64,11 @@ class Reply:
     ttl: float | None = None
     origin_time: float | None = None
     detail: str | None = None
+    collapsed: bool = False
+    origin: str | None = None
+    """The origin URL asked, when one was."""
+    origin_error: str | None = None
+    """UpstreamFailure kind when the origin could not answer (metrics, origin health)."""
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -97,6 +102,13 @@ class Edge:
     async def handle(self, inc: Incoming) -> Reply:
         req = inc.head
         policy: Policy = self._policies().match(req.host, req.method, req.path)  # type: ignore[attr-defined]
+        reply = await self._handle(inc, policy)
+        if reply.origin_time is not None or reply.origin_error is not None:
+            reply.origin = (policy.origin or self.default_origin).url
+        return reply
+
+    async def _handle(self, inc: Incoming, policy: Policy) -> Reply:
+        req = inc.head
         reason = bypass_reason(policy, req)
         if reason is not None:
             return await self._pass(inc, policy, reason)
@@ -311,7 +323,9 @@ class Edge:
         try:
             resp = await self.upstream.send(origin, req.method, req.target, headers, body)
         except UpstreamError as error:
-            return self._error_reply(error.status_hint, str(error), CachePhase.ERROR)
+            reply = self._error_reply(error.status_hint, str(error), CachePhase.ERROR, detail=error.kind.value)
+            reply.origin_error = error.kind.value
+            return reply
         origin_time = time.perf_counter() - started
         head = ResponseHead(resp.status, resp.headers)
         self._invalidate(req, head)
@@ -437,14 +451,18 @@ class Edge:
             key_hash=rk.hash,
             ttl=ttl,
             detail=hit_detail,
+            collapsed=collapsed,
         )
 
     def _origin_failed(self, req: RequestHead, stale: CacheEntry | None, error: UpstreamError, rk: RequestKey) -> Reply:
         now = self.clock()
         if stale is not None and spec.may_serve_stale_on_error(stale, now):
-            return self._from_cache(req, stale, CachePhase.STALE, now, rk, detail=f"origin-{error.kind.value}")
-        log.warning("origin failure", extra={"key": rk.hash.hex(), "error": str(error)})
-        return self._error_reply(error.status_hint, str(error), CachePhase.ERROR, detail=error.kind.value)
+            reply = self._from_cache(req, stale, CachePhase.STALE, now, rk, detail=f"origin-{error.kind.value}")
+        else:
+            log.warning("origin failure for key %s: %s", rk.hash.hex(), error)
+            reply = self._error_reply(error.status_hint, str(error), CachePhase.ERROR, detail=error.kind.value)
+        reply.origin_error = error.kind.value
+        return reply
 
     def _error_reply(self, status: int, message: str, phase: CachePhase, detail: str | None = None) -> Reply:
         cache_status = CacheStatus(phase, detail=detail or phase.value)

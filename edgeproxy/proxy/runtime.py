@@ -10,10 +10,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiohttp import web
+
+from edgeproxy.accesslog import AccessLog
+from edgeproxy.admin.app import make_admin_app
+from edgeproxy.admin.auth import check_admin_bind
+from edgeproxy.admin.stats import LiveStats
 from edgeproxy.cache.bans import BanList
+from edgeproxy.metrics import ProxyMetrics, StoreSample
 from edgeproxy.policies.model import OriginSettings
 from edgeproxy.policies.reload import PolicyHolder, ReloadResult
+from edgeproxy.proxy.control import EdgeControl
 from edgeproxy.proxy.edge import Edge
+from edgeproxy.proxy.observe import Observer
 from edgeproxy.proxy.server import ServerLimits, make_handler, make_server
 from edgeproxy.proxy.upstream import Upstream
 from edgeproxy.storage.memory import MemoryStore
@@ -40,6 +49,12 @@ class ProxyConfig:
     policy_watch_interval: float = 2.0
     limits: ServerLimits = field(default_factory=ServerLimits)
     reuse_port: bool = False
+    admin: tuple[str, int] | None = None
+    """Admin API address; None: no admin API."""
+    admin_token: str | None = None
+    access_log: str | None = None
+    """Path of the JSON access log, ``-`` for stdout, None for none."""
+    access_log_sample: float = 1.0
 
 
 class ProxyRuntime:
@@ -63,6 +78,20 @@ class ProxyRuntime:
             bans=self.bans,
             max_object_lifetime=config.max_object_lifetime,
         )
+        self.metrics = ProxyMetrics()
+        self.metrics.add_store_source(self._l1_sample)
+        self.stats = LiveStats()
+        self.access_log = AccessLog(config.access_log, config.access_log_sample) if config.access_log else None
+        self.control = EdgeControl(
+            bans=self.bans,
+            policies=self.policies,
+            metrics=self.metrics,
+            stats=self.stats,
+            extra_stats=self._extra_stats,
+            health_checks=self._health_checks,
+        )
+        self._admin: web.AppRunner | None = None
+        self.admin_port: int | None = None
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port = config.port
@@ -72,8 +101,10 @@ class ProxyRuntime:
         return f"http://{self.config.host}:{self.port}"
 
     async def start(self) -> None:
+        if self.config.admin is not None:
+            check_admin_bind(self.config.admin[0], self.config.admin_token)
         await self.upstream.start()
-        handler = make_handler(self.edge)
+        handler = make_handler(self.edge, on_reply=Observer(self.metrics, self.stats, self.access_log))
         server = make_server(handler, self.config.limits)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -92,14 +123,47 @@ class ProxyRuntime:
                 loop.create_task(self.policies.watch(self.config.policy_watch_interval, self._on_reload))
             )
         self._tasks.append(loop.create_task(self._expire_bans()))
+        self._tasks.append(loop.create_task(self.metrics.refresh_forever()))
+        self.metrics.set_policy_version(self.policies.current.version)
+        if self.access_log is not None:
+            self.access_log.start()
+        if self.config.admin is not None:
+            await self._start_admin(*self.config.admin)
         log.info("edgeproxy listening on %s (origin %s)", self.url, self.config.origin)
 
-    def reload_policies(self) -> ReloadResult:
-        result = self.policies.reload()
-        self._on_reload(result)
-        return result
+    async def _start_admin(self, host: str, port: int) -> None:
+        self._admin = web.AppRunner(make_admin_app(self.control, token=self.config.admin_token), access_log=None)
+        await self._admin.setup()
+        site = web.TCPSite(self._admin, host, port, reuse_port=self.config.reuse_port or None)
+        await site.start()
+        self.admin_port = self._admin.addresses[0][1]
+        log.info("admin API on http://%s:%d", host, self.admin_port)
+
+    def _l1_sample(self) -> StoreSample:
+        stats = self.l1.stats()
+        return StoreSample(bytes=stats["bytes"], objects=stats["objects"], evictions=stats["evictions"])
+
+    def _extra_stats(self) -> dict[str, object]:
+        extra: dict[str, object] = {"l1": self.l1.stats(), "bans": len(self.bans), "workers": 1}
+        if self.access_log is not None:
+            extra["accesslog_dropped"] = self.access_log.dropped
+        return extra
+
+    def _health_checks(self) -> dict[str, str]:
+        return {"redis": "none"}
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload policies through the same path as the admin API (fleet announcement
+        included); the outcome is logged."""
+
+        async def reload() -> None:
+            result = await self.control.reload_policies()
+            log.info("policy reload %s: version %s %s", result.outcome.value, result.version, result.detail)
+
+        self._tasks.append(asyncio.get_running_loop().create_task(reload()))
 
     def _on_reload(self, result: ReloadResult) -> None:
+        self.metrics.set_policy_version(self.policies.current.version)
         log.info(result.describe())
 
     async def _expire_bans(self) -> None:
@@ -113,12 +177,16 @@ class ProxyRuntime:
             self._server.close()
             await self._web_server.shutdown(drain_timeout)
             await self._server.wait_closed()
+        if self._admin is not None:
+            await self._admin.cleanup()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.edge.close()
         await self.upstream.close()
         await self.edge.store.close()
+        if self.access_log is not None:
+            await self.access_log.close()
 
 
 @asynccontextmanager

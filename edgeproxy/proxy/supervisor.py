@@ -28,7 +28,7 @@ async def _run_worker(config: ProxyConfig) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, runtime.reload_policies)
+    loop.add_signal_handler(signal.SIGHUP, runtime.request_reload)
     await stop.wait()
     log.info("draining (pid %d)", os.getpid())
     await runtime.stop(drain_timeout=DRAIN_SECONDS)
