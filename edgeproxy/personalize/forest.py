@@ -22,13 +22,12 @@ import numpy as np
 import numpy.typing as npt
 
 MAX_LEAVES = 64
-ALL_LEAVES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 # LightGBM's kZeroThreshold is the float 1e-35f; IsZero() compares the double against it.
 ZERO_THRESHOLD = float(np.float32(1e-35))
 _EXPONENT_BIAS = 1023
 _MANTISSA_BITS = 52
 
-Bits = npt.NDArray[np.uint64]
+Bits = npt.NDArray[np.uint32] | npt.NDArray[np.uint64]
 Floats = npt.NDArray[np.float64]
 
 
@@ -45,9 +44,9 @@ class _Split:
     missing: str
     """LightGBM ``missing_type``: ``None``, ``Zero`` or ``NaN``."""
     default_left: bool
-    keep_if_left: np.uint64
+    keep_if_left: int
     """Leaf mask that survives when the split goes left (the right subtree's leaves cleared)."""
-    keep_if_right: np.uint64
+    keep_if_right: int
 
     def goes_left(self, value: float) -> bool:
         """LightGBM's ``NumericalDecision`` for one value (used to build the special rows)."""
@@ -62,67 +61,74 @@ class _Split:
 
 
 class _NumericalTable:
-    """Rows of per-tree masks for one numerical feature, indexed by a value's threshold rank."""
+    """Rows of per-tree masks for one numerical feature, indexed by a value's threshold rank.
+
+    Row layout: ranks ``0..m`` (``m`` thresholds), then the NaN row at ``m + 1`` (where one
+    ``searchsorted`` against ``[thresholds…, inf, nan]`` sends NaN), then, only when some split
+    treats zero as missing, ranks ``0..m`` again for values LightGBM's IsZero() accepts.
+    """
 
     def __init__(self, splits: list[_Split], tree_leaves: Bits) -> None:
-        self.thresholds = np.unique(np.array([s.threshold for s in splits], dtype=np.float64))
-        n = len(self.thresholds) + 1
+        thresholds = np.unique(np.array([s.threshold for s in splits], dtype=np.float64))
+        m = len(thresholds)
+        self.edges = np.concatenate([thresholds, [np.inf, np.nan]])
         self.has_zero_missing = any(s.missing == "Zero" for s in splits)
-        blocks = 2 if self.has_zero_missing else 1
-        rows = np.tile(tree_leaves, (blocks * n + 1, 1))
-        self.nan_row = blocks * n
+        self.zero_offset = m + 2
+        rows = np.tile(tree_leaves, ((2 if self.has_zero_missing else 1) * (m + 1) + 1, 1))
         for s in splits:
-            j = int(np.searchsorted(self.thresholds, s.threshold))
+            j = int(np.searchsorted(thresholds, s.threshold))
             # A value of rank k (k thresholds lie strictly below it) satisfies value <= t_j iff k <= j.
             rows[: j + 1, s.tree] &= s.keep_if_left
-            rows[j + 1 : n, s.tree] &= s.keep_if_right
+            rows[j + 1 : m + 1, s.tree] &= s.keep_if_right
+            rows[m + 1, s.tree] &= s.keep_if_left if s.goes_left(np.nan) else s.keep_if_right
             if self.has_zero_missing:
-                # Values LightGBM's IsZero() accepts: Zero-missing splits take the default side.
-                zero = rows[n : 2 * n, s.tree]
-                if s.missing == "Zero":
+                zero = rows[self.zero_offset :, s.tree]
+                if s.missing == "Zero":  # IsZero() values take the default side
                     zero &= s.keep_if_left if s.default_left else s.keep_if_right
                 else:
                     zero[: j + 1] &= s.keep_if_left
                     zero[j + 1 :] &= s.keep_if_right
-            rows[self.nan_row, s.tree] &= s.keep_if_left if s.goes_left(np.nan) else s.keep_if_right
         self.rows = rows
-        self.block = n
 
     def masks(self, values: Floats) -> Bits:
-        idx = np.searchsorted(self.thresholds, values)
+        idx = np.searchsorted(self.edges, values)
         if self.has_zero_missing:
-            idx = np.where(np.abs(values) <= ZERO_THRESHOLD, idx + self.block, idx)
-        idx = np.where(np.isnan(values), self.nan_row, idx)
+            idx = np.where(np.abs(values) <= ZERO_THRESHOLD, idx + self.zero_offset, idx)
         return self.rows[idx]
 
 
 class _CategoricalTable:
-    """Rows of per-tree masks for one categorical feature, indexed by the category number."""
+    """Rows of per-tree masks for one categorical feature, indexed through category edges.
+
+    LightGBM's CategoricalDecision sends NaN and values whose int cast is negative right, and
+    otherwise truncates toward zero: category ``c`` is the interval ``[c, c + 1)``, and 0 also
+    takes ``(-1, 0)``. One ``searchsorted(side="right")`` against ``[next(-1), 1, 2, …, M + 1,
+    nan]`` gives index ``c + 1`` for category ``c`` and 0 / ``M + 2`` / ``M + 3`` for the rest.
+    """
 
     def __init__(self, splits: list[_Split], tree_leaves: Bits) -> None:
-        self.max_category = max((max(s.threshold, default=0) for s in splits), default=0)  # type: ignore[type-var, arg-type]
-        rows = np.tile(tree_leaves, (self.max_category + 2, 1))
-        categories = np.arange(self.max_category + 2)
+        top = max(max(s.threshold) for s in splits if isinstance(s.threshold, frozenset))
+        self.edges = np.concatenate([[np.nextafter(-1.0, 0.0)], np.arange(1, top + 2, dtype=np.float64), [np.nan]])
+        rows = np.tile(tree_leaves, (top + 4, 1))
+        category = np.arange(-1, top + 3)  # row i holds category i - 1; the ends are "other"
         for s in splits:
             assert isinstance(s.threshold, frozenset)
-            left = np.isin(categories, list(s.threshold))
+            left = np.isin(category, list(s.threshold))
+            left[[0, -2, -1]] = False
             rows[left, s.tree] &= s.keep_if_left
             rows[~left, s.tree] &= s.keep_if_right
         self.rows = rows
-        self.other_row = self.max_category + 1
 
     def masks(self, values: Floats) -> Bits:
-        # LightGBM CategoricalDecision: NaN and negative values go right; others are truncated
-        # to int (static_cast) and go left iff in the split's category set.
-        with np.errstate(invalid="ignore"):
-            truncated = np.trunc(values)
-            outside = np.isnan(values) | (truncated < 0) | (truncated > self.max_category)
-        idx = np.where(outside, self.other_row, np.nan_to_num(truncated)).astype(np.intp)
-        return self.rows[idx]
+        return self.rows[np.searchsorted(self.edges, values, side="right")]
 
 
 class CompiledForest:
-    """A LightGBM model as per-feature mask tables; ``predict`` equals the raw score."""
+    """A LightGBM model as per-feature mask tables; ``predict`` equals the raw score.
+
+    Leaf sets are uint32 when every tree has at most 32 leaves (the common ``num_leaves=31``),
+    halving the memory every per-request operation touches; uint64 otherwise.
+    """
 
     def __init__(self, dump: Mapping[str, Any]) -> None:
         if dump.get("num_class", 1) != 1 or dump.get("num_tree_per_iteration", 1) != 1:
@@ -131,6 +137,11 @@ class CompiledForest:
             raise UnsupportedModel("random-forest (average_output) models are not compiled")
         self.feature_names: tuple[str, ...] = tuple(dump["feature_names"])
         self.bias = 0.0
+        most_leaves = max((info["num_leaves"] for info in dump["tree_info"]), default=1)
+        if most_leaves > MAX_LEAVES:
+            raise UnsupportedModel(f"a tree has {most_leaves} leaves (max {MAX_LEAVES})")
+        self.width = 32 if most_leaves <= 32 else 64
+        self.dtype = np.dtype(np.uint32 if self.width == 32 else np.uint64)
         leaf_values: list[list[float]] = []
         tree_leaves: list[int] = []
         splits: list[_Split] = []
@@ -139,16 +150,14 @@ class CompiledForest:
             if "split_feature" not in root:
                 self.bias += float(root["leaf_value"])
                 continue
-            if info["num_leaves"] > MAX_LEAVES:
-                raise UnsupportedModel(f"tree {info['tree_index']} has {info['num_leaves']} leaves (max {MAX_LEAVES})")
-            values = [0.0] * MAX_LEAVES
-            tree_leaves.append(_walk(root, len(leaf_values), values, splits))
+            values = [0.0] * self.width
+            tree_leaves.append(_walk(root, len(leaf_values), values, splits, 2**self.width - 1))
             leaf_values.append(values)
         self.n_trees = len(leaf_values)
         self.leaf_values = np.array(leaf_values, dtype=np.float64).reshape(-1)
-        self._leaf_offset = np.arange(self.n_trees, dtype=np.int64) * MAX_LEAVES - _EXPONENT_BIAS
+        self._leaf_offset = np.arange(self.n_trees, dtype=np.int64) * self.width - _EXPONENT_BIAS
         # Every table row starts from each tree's own leaves, so bits of absent leaves never survive.
-        leaves = np.array(tree_leaves, dtype=np.uint64)
+        leaves = np.array(tree_leaves, dtype=self.dtype)
         by_feature: dict[int, list[_Split]] = {}
         for s in splits:
             by_feature.setdefault(s.feature, []).append(s)
@@ -162,12 +171,15 @@ class CompiledForest:
         """Feature indices some split reads; other columns cannot change a score."""
         return frozenset(self.tables)
 
-    def leaf_bits(self, columns: Mapping[int, Floats], n_rows: int) -> Bits:
-        """AND of the masks of the given feature columns: ``(n_rows, n_trees)``.
+    def leaf_bits(self, columns: Mapping[int, Floats], n_rows: int, start: Bits | None = None) -> Bits:
+        """AND of the masks of the given feature columns (and of ``start``): ``(n_rows, n_trees)``.
 
         A column may have length 1 (a per-request constant); it broadcasts over the rows.
         """
-        bits = np.full((n_rows, self.n_trees), ALL_LEAVES, dtype=np.uint64)
+        if start is None:
+            bits = np.full((n_rows, self.n_trees), np.iinfo(self.dtype).max, dtype=self.dtype)
+        else:
+            bits = np.broadcast_to(start, (n_rows, self.n_trees)).copy()
         for feature, values in columns.items():
             table = self.tables.get(feature)
             if table is not None:
@@ -186,7 +198,7 @@ class CompiledForest:
         return self.scores(self.leaf_bits({f: X[:, f] for f in self.tables}, X.shape[0]))
 
 
-def _walk(node: Mapping[str, Any], tree: int, values: list[float], splits: list[_Split]) -> int:
+def _walk(node: Mapping[str, Any], tree: int, values: list[float], splits: list[_Split], full: int) -> int:
     """Record ``node``'s splits and leaf values; returns the mask of the leaves under it."""
     if "split_feature" not in node:
         if "leaf_coeff" in node:
@@ -194,8 +206,8 @@ def _walk(node: Mapping[str, Any], tree: int, values: list[float], splits: list[
         leaf = int(node.get("leaf_index", 0))
         values[leaf] = float(node["leaf_value"])
         return 1 << leaf
-    left = _walk(node["left_child"], tree, values, splits)
-    right = _walk(node["right_child"], tree, values, splits)
+    left = _walk(node["left_child"], tree, values, splits, full)
+    right = _walk(node["right_child"], tree, values, splits, full)
     if node["decision_type"] == "==":
         threshold: float | frozenset[int] = frozenset(int(c) for c in str(node["threshold"]).split("||"))
     elif node["decision_type"] == "<=":
@@ -209,8 +221,8 @@ def _walk(node: Mapping[str, Any], tree: int, values: list[float], splits: list[
             threshold=threshold,
             missing=str(node.get("missing_type", "None")),
             default_left=bool(node.get("default_left", True)),
-            keep_if_left=np.uint64(~right & (2**MAX_LEAVES - 1)),
-            keep_if_right=np.uint64(~left & (2**MAX_LEAVES - 1)),
+            keep_if_left=~right & full,
+            keep_if_right=~left & full,
         )
     )
     return left | right
