@@ -1,0 +1,68 @@
+"""Fixtures: a programmable origin on port 0, the real proxy in front of it, and a client.
+
+``client`` talks to a proxy whose origin is ``origin``; tests that need another origin (a raw
+byte-level one, a dead port, a fault proxy) start their own proxy with ``start_proxy``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import aiohttp
+import pytest
+
+from edgeproxy.proxy.runtime import ProxyConfig, ProxyRuntime, running_proxy
+from tests.proxy.harness import InFlight, ProxyClient
+from tests.support.origin import ProgrammableOrigin, serve_app
+
+StartProxy = Callable[..., AbstractAsyncContextManager[ProxyRuntime]]
+
+
+@pytest.fixture
+def origin() -> ProgrammableOrigin:
+    return ProgrammableOrigin()
+
+
+@pytest.fixture
+def inflight() -> InFlight:
+    return InFlight()
+
+
+@pytest.fixture
+async def origin_url(origin: ProgrammableOrigin, inflight: InFlight) -> AsyncIterator[str]:
+    app = origin.app()
+    app.middlewares.append(inflight.middleware)
+    async with serve_app(app) as url:
+        yield url
+
+
+@pytest.fixture
+def start_proxy() -> StartProxy:
+    """``async with start_proxy(origin_url, origin_read_timeout=0.3) as proxy:`` — a proxy with
+    L1 only and the built-in policy, on a free port."""
+
+    def start(origin_url: str, **overrides: Any) -> AbstractAsyncContextManager[ProxyRuntime]:
+        return running_proxy(ProxyConfig(origin=origin_url, port=0, policies=None, **overrides))
+
+    return start
+
+
+@pytest.fixture
+async def proxy(start_proxy: StartProxy, origin_url: str) -> AsyncIterator[ProxyRuntime]:
+    async with start_proxy(origin_url) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    connector = aiohttp.TCPConnector(limit=512)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as s:
+        yield s
+
+
+@pytest.fixture
+def client(session: aiohttp.ClientSession, proxy: ProxyRuntime) -> ProxyClient:
+    return ProxyClient(session, proxy.url)

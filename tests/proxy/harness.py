@@ -1,0 +1,193 @@
+"""What the end-to-end proxy tests look at: responses as a client saw them, their parsed
+Cache-Status (RFC 9211), and origins that misbehave at the byte level.
+
+The proxy runs for real (``edgeproxy.proxy.runtime.running_proxy``) in front of a real origin on
+127.0.0.1 port 0; nothing here imitates either side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStatusView:
+    """One parsed Cache-Status list member: ``edgeproxy; fwd=uri-miss; fwd-status=200; stored``."""
+
+    raw: str
+    cache: str
+    params: Mapping[str, str | bool]
+
+    @classmethod
+    def parse(cls, raw: str | None) -> CacheStatusView:
+        if raw is None:
+            raise AssertionError("the response has no Cache-Status header (RFC 9211)")
+        cache, *members = (part.strip() for part in raw.split(";"))
+        params: dict[str, str | bool] = {}
+        for member in members:
+            name, eq, value = member.partition("=")
+            params[name] = value.strip('"') if eq else True
+        return cls(raw, cache, params)
+
+    @property
+    def hit(self) -> bool:
+        return self.params.get("hit") is True
+
+    @property
+    def fwd(self) -> str | None:
+        value = self.params.get("fwd")
+        return value if isinstance(value, str) else None
+
+    @property
+    def fwd_status(self) -> int | None:
+        value = self.params.get("fwd-status")
+        return int(value) if isinstance(value, str) else None
+
+    @property
+    def ttl(self) -> int | None:
+        value = self.params.get("ttl")
+        return int(value) if isinstance(value, str) else None
+
+    @property
+    def stored(self) -> bool:
+        return self.params.get("stored") is True
+
+    @property
+    def collapsed(self) -> bool:
+        return self.params.get("collapsed") is True
+
+    @property
+    def detail(self) -> str | None:
+        value = self.params.get("detail")
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A complete response as the client received it (body read to the end)."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    @property
+    def cache_status(self) -> CacheStatusView:
+        return CacheStatusView.parse(self.headers.get("Cache-Status"))
+
+    @property
+    def age(self) -> int:
+        raw = self.headers.get("Age")
+        if raw is None:
+            raise AssertionError(f"no Age header; headers were {dict(self.headers)}")
+        return int(raw)
+
+    def __str__(self) -> str:
+        return f"{self.status} Cache-Status: {self.headers.get('Cache-Status')!r} body[:60]={self.body[:60]!r}"
+
+
+@dataclass(slots=True)
+class ProxyClient:
+    """Sends requests to the proxy with the target byte-exact (no URL normalization)."""
+
+    session: aiohttp.ClientSession
+    base_url: str
+
+    async def request(
+        self, method: str, target: str, *, headers: HeaderInput = (), data: bytes | None = None
+    ) -> Seen:
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+        url = URL(self.base_url + target, encoded=True)
+        async with self.session.request(method, url, headers=pairs, data=data, allow_redirects=False) as response:
+            body = await response.read()
+            return Seen(response.status, response.headers, body)
+
+    async def get(self, target: str, *, headers: HeaderInput = ()) -> Seen:
+        return await self.request("GET", target, headers=headers)
+
+    async def head(self, target: str, *, headers: HeaderInput = ()) -> Seen:
+        return await self.request("HEAD", target, headers=headers)
+
+
+@dataclass(slots=True)
+class InFlight:
+    """aiohttp middleware counting requests the origin is handling at once, and the peak,
+    so a test can tell "the waiters went to the origin together" from "one after another"."""
+
+    now: int = 0
+    peak: int = 0
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            return await handler(request)
+        finally:
+            self.now -= 1
+
+
+@dataclass(slots=True)
+class RawOrigin:
+    """An origin that answers every request with fixed bytes and then closes the connection,
+    for responses no well-behaved server would send (e.g. a body shorter than its Content-Length)."""
+
+    response: bytes
+    requests: int = 0
+    _server: asyncio.Server | None = None
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            self._server.close()
+            for writer in self._writers:
+                writer.close()
+            await self._server.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            self.requests += 1
+            writer.write(self.response)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            self._writers.discard(writer)
+
+
+def unused_url() -> str:
+    """A loopback URL where nothing listens (the port was just free), for connection-refused tests."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+async def wait_until(condition: Callable[[], bool], *, timeout: float = 3.0, what: str) -> None:
+    """Poll ``condition`` until true; fail saying ``what`` did not happen within ``timeout`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        await asyncio.sleep(0.02)

@@ -1,0 +1,124 @@
+"""Miss, hit, stale, revalidated, expired: a stored response through its life (RFC 9111 §4).
+
+Freshness lifetimes here are 2 s, not 1: the origin's Date has one-second precision, so the
+apparent age of a response just received is anywhere in [0, 1) s (§4.2.3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.proxy.harness import ProxyClient
+from tests.support.origin import ProgrammableOrigin
+
+STALE_AFTER_2S = 2.1
+
+
+async def test_first_request_is_a_stored_miss_and_the_second_a_hit(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/a", headers={"Cache-Control": "max-age=30", "ETag": '"v1"'}, body="alpha")
+
+    first = await client.get("/a")
+    assert first.status == 200 and first.body == b"alpha"
+    status = first.cache_status
+    assert status.cache == "edgeproxy"
+    assert not status.hit
+    assert status.fwd == "uri-miss" and status.fwd_status == 200 and status.stored
+    assert status.ttl in (29, 30)
+    assert first.age == 0
+    assert "1.1 edgeproxy" in first.headers.getall("Via")
+
+    second = await client.get("/a")
+    assert second.status == 200 and second.body == b"alpha"
+    assert second.cache_status.hit, second
+    assert second.cache_status.fwd is None
+    assert second.cache_status.detail == "l1"
+    assert second.cache_status.ttl in (29, 30)
+    assert second.headers["ETag"] == '"v1"'
+    assert origin.count("/a") == 1
+
+
+async def test_stale_response_with_etag_is_revalidated_by_a_304_and_served_from_cache(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/r", headers={"Cache-Control": "max-age=2", "ETag": '"v1"'}, body="stored body")
+    await client.get("/r")
+    await asyncio.sleep(STALE_AFTER_2S)
+
+    revalidated = await client.get("/r")
+    assert revalidated.status == 200
+    assert revalidated.body == b"stored body"
+    status = revalidated.cache_status
+    assert status.fwd == "stale" and status.fwd_status == 304 and status.stored, revalidated
+    assert status.detail == "revalidated"
+    assert origin.count("/r") == 2
+    # §4.3.1: the conditional request carries the stored validator.
+    assert origin.last("/r").headers.get("If-None-Match") == '"v1"'
+
+    # §4.3.4: the 304 freshened the stored response.
+    after = await client.get("/r")
+    assert after.cache_status.hit and after.body == b"stored body"
+    assert origin.count("/r") == 2
+
+
+async def test_expired_response_is_replaced_by_the_origins_new_full_response(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/changed", headers={"Cache-Control": "max-age=2", "ETag": '"v1"'}, body="old")
+    origin.set("/plain", headers={"Cache-Control": "max-age=2"}, body="old")
+    await client.get("/changed")
+    await client.get("/plain")
+    origin.set("/changed", headers={"Cache-Control": "max-age=30", "ETag": '"v2"'}, body="new")
+    origin.set("/plain", headers={"Cache-Control": "max-age=30"}, body="new")
+    await asyncio.sleep(STALE_AFTER_2S)
+
+    changed = await client.get("/changed")
+    assert changed.status == 200 and changed.body == b"new", changed
+    status = changed.cache_status
+    # The stale copy was validated (If-None-Match: "v1") and the origin answered in full.
+    assert status.fwd == "stale" and status.fwd_status == 200 and status.stored, changed
+    assert status.detail == "expired"
+    assert origin.last("/changed").headers.get("If-None-Match") == '"v1"'
+
+    plain = await client.get("/plain")
+    assert plain.status == 200 and plain.body == b"new", plain
+    # Without a validator or stale window the expired copy is useless; it may already be gone.
+    assert plain.cache_status.fwd in ("stale", "uri-miss") and plain.cache_status.stored, plain
+
+    for path in ("/changed", "/plain"):
+        again = await client.get(path)
+        assert again.cache_status.hit and again.body == b"new", again
+        assert again.cache_status.ttl in (28, 29, 30)
+        assert origin.count(path) == 2
+    # §4.3.1: no validator stored, so the refetch was unconditional.
+    assert "If-None-Match" not in origin.last("/plain").headers
+
+
+async def test_age_grows_while_the_response_is_stored(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/aging", headers={"Cache-Control": "max-age=60"}, body="x")
+    first = await client.get("/aging")
+    await asyncio.sleep(1.1)
+    later = await client.get("/aging")
+    assert later.cache_status.hit
+    # §4.2.3: resident time counts; the ttl left shrinks by as much.
+    assert later.age >= first.age + 1
+    assert later.cache_status.ttl <= 59
+
+
+async def test_age_includes_the_age_the_origin_reported(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/aged", headers={"Cache-Control": "max-age=60", "Age": "10"}, body="x")
+    first = await client.get("/aged")
+    hit = await client.get("/aged")
+    for seen in (first, hit):
+        # §4.2.3: corrected_age_value = age_value + response_delay.
+        assert 10 <= seen.age <= 11, seen.headers
+        assert seen.cache_status.ttl in (48, 49, 50), seen
+    assert hit.cache_status.hit
+
+
+async def test_via_is_on_every_response(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/via", headers={"Cache-Control": "max-age=60", "Via": "1.1 origin-lb"}, body="x")
+    for seen in (await client.get("/via"), await client.get("/via"), await client.get("/nothing-programmed")):
+        vias = ", ".join(seen.headers.getall("Via"))
+        assert "1.1 edgeproxy" in vias, seen
+    # RFC 9110 §7.6.3: a proxy appends itself; the origin-side entry stays, in order.
+    assert ", ".join((await client.get("/via")).headers.getall("Via")) == "1.1 origin-lb, 1.1 edgeproxy"
