@@ -1,0 +1,289 @@
+"""Fleet-wide messages (purges, policy reloads, model rollouts) over Redis pub/sub.
+
+Pub/sub is at-most-once: a subscriber that is disconnected, or too slow, silently misses
+messages. So every message carries a generation drawn from one Redis counter, and is also
+appended to a capped, expiring Redis list in the same atomic script that publishes it. A
+subscriber tracks the last generation it handled; when it sees the counter ahead of that (after
+a reconnect, or a jump in the live stream) it calls ``on_gap`` (the proxy drops its L1, which may
+hold objects a missed purge removed) and replays the log from where it left off.
+
+Redis being down never raises into the data path: the subscriber reconnects with backoff in the
+background; ``publish`` and ``recent`` raise :class:`BusUnavailable`, which the admin API maps to 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import json
+import logging
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from edgeproxy.storage.redisconn import BACKEND_ERRORS, RedisClient
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] generation counter, KEYS[2] log list (one hash slot); ARGV[1] message JSON,
+# ARGV[2] channel, ARGV[3] log length cap, ARGV[4] log TTL ms. Atomic: generations reach
+# the channel and the log in the order they were drawn.
+_PUBLISH = """
+local generation = redis.call('incr', KEYS[1])
+local wire = generation .. ' ' .. ARGV[1]
+redis.call('rpush', KEYS[2], wire)
+redis.call('ltrim', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('pexpire', KEYS[2], ARGV[4])
+redis.call('publish', ARGV[2], wire)
+return generation
+"""
+
+
+class BusUnavailable(RuntimeError):
+    """Redis did not accept or answer a bus operation; report 503 and let the operator retry."""
+
+
+class OwnMessages(enum.Enum):
+    """Whether a subscriber also handles the messages its own process published."""
+
+    DELIVER = "deliver"
+    """One code path for everyone: the publisher applies its own purge when it comes back."""
+    IGNORE = "ignore"
+    """The publisher already applied it locally before publishing."""
+
+
+class BusState(enum.Enum):
+    CONNECTED = "connected"
+    CONNECTING = "connecting"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    generation: int
+    kind: str
+    """What to do: e.g. "purge", "policy-reload", "model-rollout"."""
+    sender: str
+    """The publishing bus's ``sender_id``."""
+    payload: dict[str, Any]
+    sent_at: float
+
+
+Handler = Callable[[Message], Awaitable[None] | None]
+GapHandler = Callable[[], Awaitable[None] | None]
+
+RECONNECT_MIN = 0.05
+RECONNECT_MAX = 2.0
+LISTEN_POLL = 1.0
+"""How long one wait for a message blocks; bounds how quickly ``close`` takes effect."""
+
+
+def _decode(wire: bytes) -> Message:
+    generation, _, body = wire.partition(b" ")
+    data = json.loads(body)
+    return Message(int(generation), data["kind"], data["sender"], data["payload"], data["sent_at"])
+
+
+async def _call(callback: Callable[..., Awaitable[None] | None], *args: Any) -> None:
+    result = callback(*args)
+    if inspect.isawaitable(result):
+        await result
+
+
+class FleetBus:
+    """One process's end of the bus: publish, read the log, and one background subscription.
+
+    ``client`` may be a Redis Cluster client for publishing; subscribing needs a plain ``Redis``
+    (redis-py's asyncio cluster client has no pub/sub), so pass ``subscriber=`` a client for any
+    one node (cluster PUBLISH reaches every node).
+    """
+
+    def __init__(
+        self,
+        client: RedisClient,
+        namespace: str = "ep",
+        *,
+        subscriber: Redis | None = None,
+        sender_id: str | None = None,
+        timeout: float = 0.5,
+        log_size: int = 1000,
+        log_ttl: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._subscriber = subscriber if subscriber is not None else client if isinstance(client, Redis) else None
+        self.sender_id = sender_id or uuid.uuid4().hex
+        self._timeout = timeout
+        self._log_size = log_size
+        self._log_ttl_ms = int(log_ttl * 1000)
+        self._clock = clock
+        tag = f"{{{namespace}:bus}}"  # one Redis Cluster hash slot for counter and log
+        self._generation_key = f"{tag}:generation"
+        self._log_key = f"{tag}:log"
+        self.channel = f"{namespace}:bus"
+        self._publish = client.register_script(_PUBLISH)
+        self.generation = 0
+        """Last generation this subscriber handled (or skipped as its own)."""
+        self.counts: Counter[str] = Counter()
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    async def publish(self, kind: str, payload: dict[str, Any]) -> int:
+        """Send to every process in the fleet; the message's generation."""
+        body = json.dumps({"kind": kind, "sender": self.sender_id, "payload": payload, "sent_at": self._clock()})
+        try:
+            async with asyncio.timeout(self._timeout):
+                generation = await self._publish(
+                    keys=[self._generation_key, self._log_key],
+                    args=[body, self.channel, self._log_size, self._log_ttl_ms],
+                )
+        except BACKEND_ERRORS as exc:
+            raise BusUnavailable(f"could not publish {kind!r} on the fleet bus: {exc!r}") from exc
+        return int(generation)
+
+    async def recent(self, kind: str | None = None, since_generation: int = 0) -> list[Message]:
+        """Logged messages newer than ``since_generation`` (of ``kind``, or all), oldest first."""
+        try:
+            messages = await self._read_log()
+        except BACKEND_ERRORS as exc:
+            raise BusUnavailable(f"could not read the fleet bus log: {exc!r}") from exc
+        return [m for m in messages if m.generation > since_generation and (kind is None or m.kind == kind)]
+
+    async def _read_log(self) -> list[Message]:
+        async with asyncio.timeout(self._timeout):
+            wires = await self._client.lrange(self._log_key, 0, -1)
+        return [m for m in map(self._parse, wires) if m is not None]
+
+    def _parse(self, wire: bytes) -> Message | None:
+        """A message, or None (counted) for anything on our keys that is not one of ours."""
+        try:
+            return _decode(wire)
+        except (ValueError, KeyError, TypeError):
+            self.counts["malformed"] += 1
+            log.warning("ignoring a malformed fleet bus message: %.80r", wire)
+            return None
+
+    async def subscribe(
+        self,
+        handler: Handler,
+        *,
+        on_gap: GapHandler | None = None,
+        own: OwnMessages = OwnMessages.DELIVER,
+        wait: float = 1.0,
+    ) -> BusState:
+        """Start handling messages in a background task that reconnects by itself.
+
+        Handling starts at the generation current when the first subscription succeeds (use
+        :meth:`recent` for history). Waits up to ``wait`` seconds for that first subscription,
+        so startup neither blocks on a dead Redis nor races the first publish.
+        """
+        if self._subscriber is None:
+            raise ValueError("a Redis Cluster client cannot subscribe: pass subscriber=Redis(...) for one node")
+        if self._task is not None:
+            raise RuntimeError("this FleetBus already has a subscription; create one bus per handler")
+        self._task = asyncio.create_task(self._listen(self._subscriber, handler, on_gap, own), name="fleet-bus")
+        try:
+            async with asyncio.timeout(wait):
+                await self._connected.wait()
+        except TimeoutError:
+            return BusState.CONNECTING
+        return BusState.CONNECTED
+
+    @property
+    def state(self) -> BusState:
+        return BusState.CONNECTED if self._connected.is_set() else BusState.CONNECTING
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _listen(self, subscriber: Redis, handler: Handler, on_gap: GapHandler | None, own: OwnMessages) -> None:
+        backoff = RECONNECT_MIN
+        first = True
+        while True:
+            pubsub = subscriber.pubsub()
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await pubsub.subscribe(self.channel)
+                    current = int(await self._client.get(self._generation_key) or 0)
+                if first:
+                    self.generation = current
+                    first = False
+                else:
+                    await self._catch_up(current, handler, on_gap, own)
+                self._connected.set()
+                backoff = RECONNECT_MIN
+                await self._receive(pubsub, handler, on_gap, own)
+            except BACKEND_ERRORS as exc:
+                self._connected.clear()
+                self.counts["reconnects"] += 1
+                log.warning("fleet bus disconnected (%r); reconnecting in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+                backoff = min(backoff * 2, RECONNECT_MAX)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except BACKEND_ERRORS:
+                    pass
+
+    async def _receive(self, pubsub: PubSub, handler: Handler, on_gap: GapHandler | None, own: OwnMessages) -> None:
+        while True:
+            raw = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_POLL)
+            if raw is None or raw["type"] != "message":
+                continue
+            message = self._parse(raw["data"])
+            if message is None:
+                continue
+            if message.generation > self.generation + 1:
+                # A jump in the live stream: pub/sub dropped something; the log has it.
+                async with asyncio.timeout(self._timeout):
+                    current = int(await self._client.get(self._generation_key) or 0)
+                await self._catch_up(max(current, message.generation), handler, on_gap, own)
+            elif message.generation == self.generation + 1:
+                await self._deliver(message, handler, own)
+
+    async def _catch_up(self, current: int, handler: Handler, on_gap: GapHandler | None, own: OwnMessages) -> None:
+        """Handle what was published while we were not listening, after telling ``on_gap``."""
+        lost = current < self.generation
+        if lost:
+            # The counter went backwards: Redis lost its data (restart without persistence),
+            # so nothing tells us what we missed; start over from its new history.
+            self.generation = 0
+        elif current == self.generation:
+            return
+        self.counts["gaps"] += 1
+        if on_gap is not None:
+            await self._guarded(on_gap)
+        for message in await self._read_log():
+            if message.generation <= self.generation:
+                continue
+            self.counts["replayed"] += 1
+            await self._deliver(message, handler, own)
+        self.generation = max(self.generation, current)
+
+    async def _deliver(self, message: Message, handler: Handler, own: OwnMessages) -> None:
+        self.generation = message.generation
+        if own is OwnMessages.IGNORE and message.sender == self.sender_id:
+            return
+        self.counts["received"] += 1
+        await self._guarded(handler, message)
+
+    async def _guarded(self, callback: Callable[..., Awaitable[None] | None], *args: Any) -> None:
+        """A failing handler must not stop the fleet's messages: log it, count it, go on."""
+        try:
+            await _call(callback, *args)
+        except Exception:
+            self.counts["handler_errors"] += 1
+            log.exception("fleet bus handler failed")
