@@ -60,6 +60,28 @@ def _on_bypass_path(policy: Policy, req: RequestHead) -> bool:
     return any(_compiled_path(text).matches(path) for text in policy.bypass.paths)
 
 
+def _describe_errors(policy: Policy) -> str:
+    negative = _negative_ttls(policy)
+    if negative:
+        return "kept " + ", ".join(negative)
+    return "stored only when marked cacheable" if policy.rules.cache_errors else "not stored"
+
+
+def _negative_ttls(policy: Policy) -> list[str]:
+    """``5xx for 5s, 404 for 10s``: a fully covered class is shown once, with its exceptions."""
+    ttls = dict(policy.rules.negative_ttl)
+    shown = []
+    for first in (400, 500):
+        block = [ttls.get(status) for status in range(first, first + 100)]
+        if None in block:
+            continue
+        common = Counter(block).most_common(1)[0][0]
+        shown.append(f"{first // 100}xx for {common:g}s")
+        ttls = {status: ttl for status, ttl in ttls.items() if status // 100 != first // 100 or ttl != common}
+    shown.extend(f"{status} for {seconds:g}s" for status, seconds in sorted(ttls.items()))
+    return shown
+
+
 REQUEST_RULES: tuple[RequestRule, ...] = (
     RequestRule(
         "req_method",
@@ -99,7 +121,7 @@ RESPONSE_RULES: tuple[ResponseRule, ...] = (
     ResponseRule(
         "beresp_errors",
         "an error stored by mistake would be served to everyone",
-        lambda p: ", ".join(_negative_ttls(p)) or ("stored when marked cacheable" if p.rules.cache_errors else "not stored"),
+        _describe_errors,
     ),
     ResponseRule(
         "beresp_hitmiss",
@@ -120,7 +142,7 @@ def bypass_reason(policy: Policy, req: RequestHead) -> str | None:
     """The name of the first rule that passes ``req`` to the origin, or None to look it up."""
     skipped = policy.bypass.skip_rules
     for rule in REQUEST_RULES:
-        if rule.passes(policy, req) and rule.name not in skipped:
+        if rule.name not in skipped and rule.passes(policy, req):
             return rule.name
     return None
 
@@ -134,18 +156,3 @@ def skippable_rule(name: object) -> str:
     if not rule.skippable:
         raise ValueError(f"{rule.name} cannot be skipped: {rule.why}")
     return rule.name
-
-
-def _negative_ttls(policy: Policy) -> list[str]:
-    """``5xx for 5s, 404 for 10s``: a fully covered class is shown once, with its exceptions."""
-    ttls = dict(policy.rules.negative_ttl)
-    shown = []
-    for first in (400, 500):
-        block = [ttls.get(status) for status in range(first, first + 100)]
-        if None in block:
-            continue
-        common = Counter(block).most_common(1)[0][0]
-        shown.append(f"{first // 100}xx for {common:g}s")
-        ttls = {status: seconds for status, seconds in ttls.items() if seconds != common or status // 100 != first // 100}
-    shown.extend(f"{status} for {seconds:g}s" for status, seconds in sorted(ttls.items()))
-    return shown

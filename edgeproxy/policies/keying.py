@@ -77,7 +77,8 @@ def _keyed_query(settings: KeySettings, question: str, query: str) -> str:
 
 def _param_name(pair: str) -> str:
     """A parameter's name as the origin will decode it, so ``utm%5Fsource`` is still ``utm_source``."""
-    return unquote_plus(pair.partition("=")[0])
+    name = pair.partition("=")[0]
+    return unquote_plus(name) if "%" in name or "+" in name else name
 
 
 @lru_cache(maxsize=256)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -35,19 +35,42 @@ from edgeproxy.policies.schema import (
     POLICY_KEYS,
     SECTION_KEYS,
     nearest,
+    one_of,
+    parse_boolean,
+    parse_cookie_name,
     parse_duration,
+    parse_header_name,
+    parse_integer,
+    parse_method,
     parse_origin_url,
+    parse_positive_duration,
+    parse_positive_integer,
     parse_size,
     parse_statuses,
-    parse_token,
+    parse_text,
 )
 
 T = TypeVar("T")
 POLICY_SUFFIXES = (".yaml", ".yml")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_QUERY_MODES = ("all", "include", "exclude", "ignore")
-_SET_COOKIE_MODES = ("pass", "strip")
 _CONSTRUCTOR = SafeConstructor()
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    """A YAML mapping whose keys were checked; values stay nodes so they keep their lines."""
+
+    field: str
+    """Dotted path of this mapping (``ttl``, ``ttl.negative``); empty for a policy's body."""
+    node: Node
+    entries: dict[str, tuple[Node, Node]]
+    """Key text -> (key node, value node)."""
+
+    def where(self, key: str) -> str:
+        return f"{self.field}.{key}" if self.field else key
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +91,12 @@ def load_directory(directory: Path) -> PolicySet:
     """Load and validate every policy file in ``directory``; ``PolicyError`` lists all problems."""
     if not directory.is_dir():
         raise PolicyError([Problem(str(directory), 0, None, "-", "policy directory not found")])
-    files = policy_files(directory)
-    texts = [(str(path), path.read_text(encoding="utf-8")) for path in files]
+    texts = []
+    try:
+        for path in policy_files(directory):
+            texts.append((str(path), path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError([Problem(str(directory), 0, None, "-", f"cannot read policies: {exc}")]) from None
     return load_texts(texts)
 
 
@@ -85,7 +112,7 @@ def load_texts(texts: Iterable[tuple[str, str]]) -> PolicySet:
     digest = hashlib.sha256()
     for name, text in texts:
         digest.update(f"{Path(name).name}\0{text}\0".encode())
-    return PolicySet.build(digest.hexdigest()[:12] if texts else "builtin", [item.policy for item in loaded])
+    return PolicySet(digest.hexdigest()[:12] if texts else "builtin", tuple(item.policy for item in loaded))
 
 
 def _load_file(file: str, text: str, problems: list[Problem]) -> list[_Loaded]:
@@ -99,14 +126,14 @@ def _load_file(file: str, text: str, problems: list[Problem]) -> list[_Loaded]:
     if root is None:
         return []
     reader = _Reader(file, problems)
-    top = reader.mapping(root, "-", ("policies",))
+    top = reader.section(root, "", ("policies",))
     if top is None or "policies" not in top:
         if top is not None:
             reader.problem(root, "-", "a policy file holds one key, 'policies', mapping names to policies")
         return []
-    policies = reader.mapping(top["policies"][1], "policies", None)
+    policies = reader.section(top.entries["policies"][1], "policies", None)
     loaded = []
-    for name_node, body in (policies or {}).values():
+    for name_node, body in policies.entries.values() if policies else ():
         name = name_node.value
         reader.policy = name
         before = len(problems)
@@ -127,29 +154,35 @@ class _Reader:
         self.policy: str | None = None
 
     def problem(self, node: Node, field: str, reason: str) -> None:
-        self.problems.append(Problem(self.file, node.start_mark.line + 1, self.policy, field, reason))
+        self.problems.append(Problem(self.file, node.start_mark.line + 1, self.policy, field or "-", reason))
 
-    def mapping(self, node: Node, field: str, allowed: tuple[str, ...] | None) -> dict[str, tuple[Node, Node]] | None:
-        """Key text -> (key node, value node); flags duplicate and unknown keys (``allowed`` None: any)."""
+    def section(self, node: Node, field: str, allowed: tuple[str, ...] | None) -> _Section | None:
+        """Check a mapping for duplicate and unknown keys (``allowed`` None: any key); null is empty."""
         if isinstance(node, ScalarNode) and node.tag.endswith(":null"):
-            return {}
+            return _Section(field, node, {})
         if not isinstance(node, MappingNode):
             self.problem(node, field, f"expected a mapping of keys, got {_kind(node)}")
             return None
-        found: dict[str, tuple[Node, Node]] = {}
+        section = _Section(field, node, {})
         for key, value in node.value:
-            where = key.value if field == "-" else f"{field}.{key.value}" if field else key.value
             if not isinstance(key, ScalarNode):
                 self.problem(key, field, "keys must be plain names")
-            elif key.value in found:
-                self.problem(key, where, f"duplicate key (first at line {found[key.value][0].start_mark.line + 1})")
+            elif key.value in section:
+                first = section.entries[key.value][0].start_mark.line + 1
+                self.problem(key, section.where(key.value), f"duplicate key (first at line {first})")
             elif allowed is not None and key.value not in allowed:
                 hint = nearest(key.value, allowed)
-                also = f"; did you mean {hint!r}?" if hint else f"; valid keys: {', '.join(allowed)}"
-                self.problem(key, where, f"unknown key{also}")
+                also = f"did you mean {hint!r}?" if hint else f"valid keys: {', '.join(allowed)}"
+                self.problem(key, section.where(key.value), f"unknown key; {also}")
             else:
-                found[key.value] = (key, value)
-        return found
+                section.entries[key.value] = (key, value)
+        return section
+
+    def subsection(self, parent: _Section, key: str) -> _Section:
+        """A named section of a policy (empty when absent or not a mapping, the latter reported)."""
+        if key not in parent:
+            return _Section(key, parent.node, {})
+        return self.section(parent.entries[key][1], key, SECTION_KEYS[key]) or _Section(key, parent.node, {})
 
     def scalar(self, node: Node, field: str) -> Any:
         if not isinstance(node, ScalarNode):
@@ -161,31 +194,35 @@ class _Reader:
             self.problem(node, field, str(exc.problem))
             return None
 
-    def value(self, section: dict[str, tuple[Node, Node]], prefix: str, key: str, parse: Callable[[Any], T]) -> T | None:
-        """The parsed value of ``section[key]``; None when absent, null or invalid."""
+    @overload
+    def value(self, section: _Section, key: str, parse: Callable[[Any], T]) -> T | None: ...
+
+    @overload
+    def value(self, section: _Section, key: str, parse: Callable[[Any], T], default: T) -> T: ...
+
+    def value(self, section: _Section, key: str, parse: Callable[[Any], T], default: T | None = None) -> T | None:
+        """The parsed value of ``section[key]``; ``default`` when absent, null (``~``) or invalid."""
         if key not in section:
-            return None
-        node = section[key][1]
-        field = f"{prefix}.{key}" if prefix else key
-        raw = self.scalar(node, field)
+            return default
+        node = section.entries[key][1]
+        raw = self.scalar(node, section.where(key))
         if raw is None:
-            return None
+            return default
         try:
             return parse(raw)
         except ValueError as exc:
-            self.problem(node, field, str(exc))
-            return None
+            self.problem(node, section.where(key), str(exc))
+            return default
 
-    def values(self, section: dict[str, tuple[Node, Node]], prefix: str, key: str, parse: Callable[[Any], T]) -> tuple[T, ...] | None:
-        """A list value (a single scalar is a one-item list); None when absent."""
+    def values(self, section: _Section, key: str, parse: Callable[[Any], T]) -> tuple[T, ...]:
+        """A list value, each item parsed (a single value is a one-item list); () when absent."""
         if key not in section:
-            return None
-        node = section[key][1]
-        field = f"{prefix}.{key}"
-        items = node.value if isinstance(node, SequenceNode) else [node]
+            return ()
+        node = section.entries[key][1]
+        listed = isinstance(node, SequenceNode)
         parsed = []
-        for index, item in enumerate(items):
-            where = f"{field}[{index}]" if isinstance(node, SequenceNode) else field
+        for index, item in enumerate(node.value if listed else [node]):
+            where = f"{section.where(key)}[{index}]" if listed else section.where(key)
             raw = self.scalar(item, where)
             if raw is None:
                 continue
@@ -197,147 +234,133 @@ class _Reader:
 
 
 def _policy(r: _Reader, name: str, node: Node, source: str) -> Policy | None:
-    body = r.mapping(node, "", POLICY_KEYS)
+    body = r.section(node, "", POLICY_KEYS)
     if body is None:
         return None
-    sections = {key: _section(r, body, key) for key in SECTION_KEYS if key != "personalize"}
-    match = sections["match"]
-    hosts = r.values(match, "match", "hosts", lambda v: compile_host(_text(v)).text.lower())
-    paths = r.values(match, "match", "paths", lambda v: compile_path(_text(v)).text)
-    methods = r.values(match, "match", "methods", _method)
-    priority = r.value(body, "", "priority", _integer)
+    match = r.subsection(body, "match")
     return Policy(
         name=name,
-        hosts=hosts or ("*",),
-        paths=paths or ("/*",),
-        methods=methods or (),
-        priority=priority or 0,
-        origin=_origin(r, sections["origin"], body),
-        key=_key(r, sections["key"], body),
-        rules=_rules(r, sections["ttl"], sections["stale"], sections["store"]),
-        bypass=_bypass(r, sections["bypass"]),
+        hosts=r.values(match, "hosts", lambda v: compile_host(parse_text(v)).text.lower()) or ("*",),
+        paths=r.values(match, "paths", lambda v: compile_path(parse_text(v)).text) or ("/*",),
+        methods=r.values(match, "methods", parse_method),
+        priority=r.value(body, "priority", parse_integer, 0),
+        origin=_origin(r, r.subsection(body, "origin")),
+        key=_key(r, r.subsection(body, "key")),
+        rules=_rules(r, r.subsection(body, "ttl"), r.subsection(body, "stale"), r.subsection(body, "store")),
+        bypass=_bypass(r, r.subsection(body, "bypass")),
         personalize=_personalize(r, body),
         source=source,
     )
 
 
-def _section(r: _Reader, body: dict[str, tuple[Node, Node]], key: str) -> dict[str, tuple[Node, Node]]:
-    if key not in body:
-        return {}
-    return r.mapping(body[key][1], key, SECTION_KEYS[key]) or {}
-
-
-def _origin(r: _Reader, section: dict[str, tuple[Node, Node]], body: dict[str, tuple[Node, Node]]) -> OriginSettings | None:
-    if not section:
+def _origin(r: _Reader, section: _Section) -> OriginSettings | None:
+    if not section.entries:
         return None
-    url = r.value(section, "origin", "url", parse_origin_url)
+    url = r.value(section, "url", parse_origin_url)
     if url is None:
         if "url" not in section:
-            r.problem(body["origin"][1], "origin.url", "required when 'origin' is given (or drop 'origin' to use --origin)")
+            r.problem(section.node, "origin.url", "required with 'origin' (leave 'origin' out to use --origin)")
         return None
     defaults = OriginSettings(url)
     return OriginSettings(
         url=url,
-        connect_timeout=_or(r.value(section, "origin", "connect_timeout", _positive_duration), defaults.connect_timeout),
-        read_timeout=_or(r.value(section, "origin", "read_timeout", _positive_duration), defaults.read_timeout),
+        connect_timeout=r.value(section, "connect_timeout", parse_positive_duration, defaults.connect_timeout),
+        read_timeout=r.value(section, "read_timeout", parse_positive_duration, defaults.read_timeout),
     )
 
 
-def _rules(r: _Reader, ttl: dict[str, tuple[Node, Node]], stale: dict[str, tuple[Node, Node]], store: dict[str, tuple[Node, Node]]) -> CacheRules:
+def _rules(r: _Reader, ttl: _Section, stale: _Section, store: _Section) -> CacheRules:
     defaults = CacheRules()
-    min_ttl = r.value(ttl, "ttl", "min", parse_duration)
-    max_ttl = r.value(ttl, "ttl", "max", parse_duration)
+    min_ttl = r.value(ttl, "min", parse_duration)
+    max_ttl = r.value(ttl, "max", parse_duration)
     if min_ttl is not None and max_ttl is not None and min_ttl > max_ttl:
-        r.problem(ttl["min"][1], "ttl.min", f"min ({min_ttl:g}s) is above max ({max_ttl:g}s)")
+        r.problem(ttl.entries["min"][1], "ttl.min", f"min ({min_ttl:g}s) is above max ({max_ttl:g}s)")
     return CacheRules(
-        default_ttl=r.value(ttl, "ttl", "default", parse_duration),
+        default_ttl=r.value(ttl, "default", parse_duration),
         min_ttl=min_ttl,
         max_ttl=max_ttl,
-        force_ttl=r.value(ttl, "ttl", "force", parse_duration),
+        force_ttl=r.value(ttl, "force", parse_duration),
         negative_ttl=_negative_ttls(r, ttl),
-        hit_for_miss=_or(r.value(ttl, "ttl", "hit_for_miss", parse_duration), defaults.hit_for_miss),
-        stale_while_revalidate=r.value(stale, "stale", "while_revalidate", parse_duration),
-        stale_if_error=r.value(stale, "stale", "if_error", parse_duration),
-        max_object_size=_or(r.value(store, "store", "max_object_size", parse_size), defaults.max_object_size),
-        set_cookie=_or(r.value(store, "store", "set_cookie", _choice(_SET_COOKIE_MODES)), defaults.set_cookie),
-        cache_errors=_or(r.value(store, "store", "cache_errors", _boolean), defaults.cache_errors),
+        hit_for_miss=r.value(ttl, "hit_for_miss", parse_duration, defaults.hit_for_miss),
+        stale_while_revalidate=r.value(stale, "while_revalidate", parse_duration),
+        stale_if_error=r.value(stale, "if_error", parse_duration),
+        max_object_size=r.value(store, "max_object_size", parse_size, defaults.max_object_size),
+        set_cookie=r.value(store, "set_cookie", one_of("pass", "strip"), defaults.set_cookie),
+        cache_errors=r.value(store, "cache_errors", parse_boolean, defaults.cache_errors),
     )
 
 
-def _negative_ttls(r: _Reader, ttl: dict[str, tuple[Node, Node]]) -> MappingProxyType[int, float]:
+def _negative_ttls(r: _Reader, ttl: _Section) -> MappingProxyType[int, float]:
     """Status -> TTL; a class (``5xx``) fills every status it covers, an exact status wins over it."""
-    if "negative" not in ttl:
-        return MappingProxyType({})
-    entries = r.mapping(ttl["negative"][1], "ttl.negative", None) or {}
+    entries = r.section(ttl.entries["negative"][1], "ttl.negative", None) if "negative" in ttl else None
     by_class: dict[int, float] = {}
     exact: dict[int, float] = {}
-    for text, (key, _) in entries.items():
+    for text, (key, _) in entries.entries.items() if entries else ():
         try:
             statuses = parse_statuses(text)
         except ValueError as exc:
-            r.problem(key, f"ttl.negative.{text}", str(exc))
+            r.problem(key, entries.where(text), str(exc))
             continue
-        seconds = r.value(entries, "ttl.negative", text, parse_duration)
+        seconds = r.value(entries, text, parse_duration)
         if seconds is not None:
             (exact if len(statuses) == 1 else by_class).update(dict.fromkeys(statuses, seconds))
     return MappingProxyType(by_class | exact)
 
 
-def _key(r: _Reader, section: dict[str, tuple[Node, Node]], body: dict[str, tuple[Node, Node]]) -> KeySettings:
+def _key(r: _Reader, section: _Section) -> KeySettings:
     defaults = KeySettings()
-    mode = _or(r.value(section, "key", "query", _choice(_QUERY_MODES)), defaults.query)
-    params = r.values(section, "key", "query_params", _text) or ()
+    mode = r.value(section, "query", one_of("all", "include", "exclude", "ignore"), defaults.query)
+    params = r.values(section, "query_params", parse_text)
     if mode in {"include", "exclude"} and not params:
-        r.problem(body["key"][1], "key.query_params", f"query: {mode} needs the parameter names (globs allowed)")
+        r.problem(section.node, "key.query_params", f"query: {mode} needs the parameter names (globs allowed)")
     if mode in {"all", "ignore"} and params:
-        r.problem(section["query_params"][1], "key.query_params", f"has no effect with query: {mode}; use include or exclude")
+        node = section.entries["query_params"][1]
+        r.problem(node, "key.query_params", f"has no effect with query: {mode}; use include or exclude")
     return KeySettings(
         query=mode,
         query_params=params,
-        sort_query=_or(r.value(section, "key", "sort_query", _boolean), defaults.sort_query),
-        strip_params=r.values(section, "key", "strip_params", _text) or (),
-        headers=r.values(section, "key", "headers", _header_name) or (),
-        cookies=r.values(section, "key", "cookies", lambda v: parse_token(v, "a cookie name")) or (),
-        device_class=_or(r.value(section, "key", "device_class", _boolean), defaults.device_class),
-        lowercase_host=_or(r.value(section, "key", "lowercase_host", _boolean), defaults.lowercase_host),
+        sort_query=r.value(section, "sort_query", parse_boolean, defaults.sort_query),
+        strip_params=r.values(section, "strip_params", parse_text),
+        headers=r.values(section, "headers", parse_header_name),
+        cookies=r.values(section, "cookies", parse_cookie_name),
+        device_class=r.value(section, "device_class", parse_boolean, defaults.device_class),
+        lowercase_host=r.value(section, "lowercase_host", parse_boolean, defaults.lowercase_host),
     )
 
 
-def _bypass(r: _Reader, section: dict[str, tuple[Node, Node]]) -> BypassSettings:
+def _bypass(r: _Reader, section: _Section) -> BypassSettings:
     return BypassSettings(
-        methods=r.values(section, "bypass", "methods", _method) or (),
-        cookies=r.values(section, "bypass", "cookies", lambda v: v if v == "*" else parse_token(v, "a cookie name")) or (),
-        headers=r.values(section, "bypass", "headers", _header_name) or (),
-        paths=r.values(section, "bypass", "paths", lambda v: compile_path(_text(v)).text) or (),
-        skip_rules=r.values(section, "bypass", "skip_rules", builtin.skippable_rule) or (),
+        methods=r.values(section, "methods", parse_method),
+        cookies=r.values(section, "cookies", lambda v: v if v == "*" else parse_cookie_name(v)),
+        headers=r.values(section, "headers", parse_header_name),
+        paths=r.values(section, "paths", lambda v: compile_path(parse_text(v)).text),
+        skip_rules=r.values(section, "skip_rules", builtin.skippable_rule),
     )
 
 
-def _personalize(r: _Reader, body: dict[str, tuple[Node, Node]]) -> PersonalizeSettings | None:
+def _personalize(r: _Reader, body: _Section) -> PersonalizeSettings | None:
+    """``personalize: off`` (or absent) is None; otherwise a mapping that names at least the model."""
     if "personalize" not in body:
         return None
-    node = body["personalize"][1]
+    node = body.entries["personalize"][1]
     if isinstance(node, ScalarNode):
-        if r.scalar(node, "personalize") is not False:
+        if r.scalar(node, "personalize") not in (False, None):
             r.problem(node, "personalize", "write 'off', or a mapping with at least 'model'")
         return None
-    section = r.mapping(node, "personalize", SECTION_KEYS["personalize"])
-    if section is None:
-        return None
-    model = r.value(section, "personalize", "model", _text)
+    section = r.subsection(body, "personalize")
+    model = r.value(section, "model", parse_text)
     if model is None:
         if "model" not in section:
             r.problem(node, "personalize.model", "required: the model name in the registry")
         return None
     defaults = PersonalizeSettings(model)
-    deadline = r.value(section, "personalize", "deadline", _positive_duration)
     return PersonalizeSettings(
         model=model,
-        items_path=_or(r.value(section, "personalize", "items_path", _text), defaults.items_path),
-        deadline_ms=deadline * 1000 if deadline is not None else defaults.deadline_ms,
-        max_candidates=_or(r.value(section, "personalize", "max_candidates", _positive_integer), defaults.max_candidates),
-        user_cookie=_or(r.value(section, "personalize", "user_cookie", lambda v: parse_token(v, "a cookie name")), defaults.user_cookie),
-        user_header=_or(r.value(section, "personalize", "user_header", _header_name), defaults.user_header),
+        items_path=r.value(section, "items_path", parse_text, defaults.items_path),
+        deadline_ms=r.value(section, "deadline", parse_positive_duration, defaults.deadline_ms / 1000) * 1000,
+        max_candidates=r.value(section, "max_candidates", parse_positive_integer, defaults.max_candidates),
+        user_cookie=r.value(section, "user_cookie", parse_cookie_name, defaults.user_cookie),
+        user_header=r.value(section, "user_header", parse_header_name, defaults.user_header),
     )
 
 
@@ -349,7 +372,8 @@ def _cross_checks(loaded: list[_Loaded]) -> list[Problem]:
         name = item.policy.name
         if name in seen:
             first = seen[name]
-            problems.append(Problem(item.file, item.line, name, "name", f"duplicate policy name (first at {first.policy.source})"))
+            reason = f"duplicate policy name (first at {first.policy.source})"
+            problems.append(Problem(item.file, item.line, name, "name", reason))
         seen.setdefault(name, item)
         for earlier in loaded[:index]:
             if earlier.policy.priority == item.policy.priority and _may_overlap(earlier.policy, item.policy):
@@ -366,58 +390,6 @@ def _may_overlap(a: Policy, b: Policy) -> bool:
         return False
     hosts = any(hosts_overlap(compile_host(x), compile_host(y)) for x in a.hosts for y in b.hosts)
     return hosts and any(paths_may_overlap(compile_path(x), compile_path(y)) for x in a.paths for y in b.paths)
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"expected text, got {value!r}")
-    return value
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected a whole number, got {value!r}")
-    return value
-
-
-def _positive_integer(value: Any) -> int:
-    if _integer(value) <= 0:
-        raise ValueError(f"expected a positive whole number, got {value!r}")
-    return value
-
-
-def _positive_duration(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds == 0:
-        raise ValueError("must be longer than 0s")
-    return seconds
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
-    return value
-
-
-def _method(value: Any) -> str:
-    return parse_token(value, "a method").upper()
-
-
-def _header_name(value: Any) -> str:
-    return parse_token(value, "a header name").lower()
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    return parse
-
-
-def _or(value: T | None, default: T) -> T:
-    return default if value is None else value
 
 
 def _kind(node: Node) -> str:

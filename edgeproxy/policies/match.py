@@ -66,28 +66,36 @@ class PolicySet:
     version: str
     """Short hash of the policy files' names and contents (``builtin`` with no files)."""
     policies: tuple[Policy, ...]
-    """Highest priority first."""
-    _compiled: tuple[_CompiledPolicy, ...] = field(default=(), repr=False, compare=False)
+    """Highest priority first (sorted on construction)."""
+    _compiled: tuple[_CompiledPolicy, ...] = field(init=False, repr=False, compare=False)
 
-    @classmethod
-    def build(cls, version: str, policies: list[Policy] | tuple[Policy, ...]) -> PolicySet:
-        """Sort by priority (stable: equal priorities were checked not to overlap) and compile."""
-        ordered = tuple(sorted(policies, key=lambda p: -p.priority))
-        return cls(version, ordered, tuple(_CompiledPolicy.of(p) for p in ordered))
+    def __post_init__(self) -> None:
+        # Stable sort: policies of equal priority were checked at load not to overlap.
+        ordered = tuple(sorted(self.policies, key=lambda p: -p.priority))
+        object.__setattr__(self, "policies", ordered)
+        object.__setattr__(self, "_compiled", tuple(_CompiledPolicy.of(p) for p in ordered))
 
     def match(self, host: str, method: str, path: str) -> Policy:
         """The policy for a request; the built-in default when no policy matches."""
-        return self.explain(host, method, path).policy
+        found = self._first(host, method, path)
+        return found[0].policy if found is not None else DEFAULT_POLICY
 
     def explain(self, host: str, method: str, path: str) -> MatchReason:
         """The chosen policy together with the patterns that selected it."""
+        found = self._first(host, method, path)
+        if found is None:
+            return MatchReason(DEFAULT_POLICY, None, None, False)
+        compiled, host_pattern, path_pattern = found
+        return MatchReason(compiled.policy, host_pattern.text, path_pattern.text, bool(compiled.methods))
+
+    def _first(self, host: str, method: str, path: str) -> tuple[_CompiledPolicy, HostPattern, PathPattern] | None:
         host = host_for_match(host)
         path = path_for_match(path)
         for compiled in self._compiled:
             found = compiled.matching(host, method, path)
             if found is not None:
-                return MatchReason(compiled.policy, found[0].text, found[1].text, bool(compiled.methods))
-        return MatchReason(DEFAULT_POLICY, None, None, False)
+                return compiled, *found
+        return None
 
 
 def host_for_match(host: str) -> str:

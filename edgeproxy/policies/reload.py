@@ -19,7 +19,7 @@ from edgeproxy.policies.problems import PolicyError, Problem
 
 log = logging.getLogger(__name__)
 
-BUILTIN_ONLY = PolicySet.build("builtin", ())
+BUILTIN_ONLY = PolicySet("builtin", ())
 
 
 class ReloadOutcome(Enum):
@@ -37,6 +37,10 @@ class ReloadResult:
     version: str
     """The version current after the reload (the old one when rejected)."""
     problems: tuple[Problem, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form for the admin API and the fleet reload announcement."""
+        return {"outcome": self.outcome.value, "version": self.version, "problems": [str(p) for p in self.problems]}
 
     def describe(self) -> str:
         """One line for logs and the admin API, then one line per problem."""
@@ -62,9 +66,6 @@ class PolicyHolder:
             candidate = load_directory(self.directory)
         except PolicyError as exc:
             return ReloadResult(ReloadOutcome.REJECTED, self.current.version, tuple(exc.problems))
-        except OSError as exc:
-            problem = Problem(str(self.directory), 0, None, "-", f"cannot read policies: {exc}")
-            return ReloadResult(ReloadOutcome.REJECTED, self.current.version, (problem,))
         if candidate.version == self.current.version:
             return ReloadResult(ReloadOutcome.UNCHANGED, candidate.version)
         self.current = candidate

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 POLICY_KEYS = (
@@ -114,7 +115,7 @@ def parse_origin_url(value: object) -> str:
     if not parts.hostname:
         raise ValueError(f"origin URL has no host: {value!r}")
     if parts.path not in {"", "/"} or parts.query or parts.fragment:
-        raise ValueError(f"origin URL must be scheme://host[:port] only (the request target is appended), got {value!r}")
+        raise ValueError(f"origin URL is scheme://host[:port] only (the request target is appended), got {value!r}")
     if port == 0:
         raise ValueError(f"origin URL port must be 1-65535, got {value!r}")
     return value.rstrip("/")
@@ -129,3 +130,58 @@ def nearest(word: str, choices: tuple[str, ...]) -> str | None:
 def _shown(value: object) -> str:
     kind = {bool: "a boolean", type(None): "nothing", list: "a list", dict: "a mapping"}.get(type(value))
     return kind if kind else repr(value)
+
+
+def parse_text(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected text, got {_shown(value)}")
+    return value
+
+
+def parse_integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a whole number, got {_shown(value)}")
+    return value
+
+
+def parse_positive_integer(value: object) -> int:
+    number = parse_integer(value)
+    if number <= 0:
+        raise ValueError(f"expected a positive whole number, got {number}")
+    return number
+
+
+def parse_positive_duration(value: object) -> float:
+    seconds = parse_duration(value)
+    if seconds == 0:
+        raise ValueError("must be longer than 0s")
+    return seconds
+
+
+def parse_boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {_shown(value)}")
+    return value
+
+
+def parse_method(value: object) -> str:
+    return parse_token(value, "a method").upper()
+
+
+def parse_header_name(value: object) -> str:
+    return parse_token(value, "a header name").lower()
+
+
+def parse_cookie_name(value: object) -> str:
+    return parse_token(value, "a cookie name")
+
+
+def one_of(*choices: str) -> Callable[[object], str]:
+    """A parser accepting exactly one of ``choices``."""
+
+    def parse(value: object) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {_shown(value)}")
+        return value
+
+    return parse

@@ -30,11 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     check_parser.add_argument("directory", nargs="?", type=Path, default=DEFAULT_DIRECTORY)
     check_parser.set_defaults(func=lambda args: check(args.directory))
 
-    explain_parser = actions.add_parser("explain", help="show the policy, cache key, TTL rules and bypass decision for a URL")
+    explain_parser = actions.add_parser(
+        "explain", help="show the policy, cache key, TTL rules and bypass decision for a URL"
+    )
     explain_parser.add_argument("url", help="absolute URL, e.g. http://shop.example/api/items?category=books")
     explain_parser.add_argument("--policies", type=Path, default=DEFAULT_DIRECTORY, metavar="DIR")
-    explain_parser.add_argument("--header", action="append", default=[], metavar="K:V", help="request header (repeatable)")
-    explain_parser.add_argument("--cookie", action="append", default=[], metavar="k=v", help="request cookie (repeatable)")
+    explain_parser.add_argument("--header", action="append", default=[], metavar="K:V", help="repeatable")
+    explain_parser.add_argument("--cookie", action="append", default=[], metavar="k=v", help="repeatable")
     explain_parser.add_argument("--method", default="GET")
     explain_parser.set_defaults(func=_run_explain)
 
@@ -136,9 +138,9 @@ def _personalize_line(policy: Policy) -> str:
     if settings is None:
         return "personalize  off"
     return (
-        f"personalize  model {settings.model!r}, items at {settings.items_path!r}, deadline {settings.deadline_ms:g}ms, "
-        f"up to {settings.max_candidates} candidates, user from cookie {settings.user_cookie!r} "
-        f"or header {settings.user_header!r}"
+        f"personalize  model {settings.model!r}, items at {settings.items_path!r}, "
+        f"deadline {settings.deadline_ms:g}ms, up to {settings.max_candidates} candidates, "
+        f"user from cookie {settings.user_cookie!r} or header {settings.user_header!r}"
     )
 
 

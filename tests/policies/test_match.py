@@ -9,9 +9,9 @@ from edgeproxy.policies.match import PolicySet, host_for_match
 from edgeproxy.policies.model import Policy
 from edgeproxy.policies.patterns import compile_path, path_for_match
 
-POLICIES = PolicySet.build(
+POLICIES = PolicySet(
     "test",
-    [
+    (
         Policy("site", priority=0),
         Policy("shop-any", hosts=("*.shop.example",), priority=5),
         Policy("shop-apex", hosts=("shop.example",), priority=6),
@@ -20,7 +20,7 @@ POLICIES = PolicySet.build(
         Policy("api-versioned", paths=("re:^/api/v[0-9]+/",), priority=40),
         Policy("api-writes", paths=("/api/*",), methods=("POST", "PUT"), priority=45),
         Policy("exact", paths=("/robots.txt",), priority=70),
-    ],
+    ),
 )
 
 
@@ -55,7 +55,7 @@ def test_policies_are_kept_highest_priority_first() -> None:
 
 
 def test_no_match_falls_back_to_the_builtin_default() -> None:
-    only_api = PolicySet.build("v", [Policy("api", paths=("/api/*",))])
+    only_api = PolicySet("v", (Policy("api", paths=("/api/*",)),))
     assert only_api.match("x", "GET", "/other") is DEFAULT_POLICY
     assert only_api.explain("x", "GET", "/other").host_pattern is None
 

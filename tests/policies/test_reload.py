@@ -49,6 +49,11 @@ def test_invalid_change_is_rejected_whole_and_the_old_set_keeps_serving(write_po
         "expected a duration like 30s, 5m, 1h, 2d or 2ms, got 'thirty'"
     ]
     assert result.describe().startswith(f"policy reload rejected: version {before.version}\n")
+    assert result.as_dict() == {
+        "outcome": "rejected",
+        "version": before.version,
+        "problems": [str(p) for p in result.problems],
+    }
 
 
 def test_reload_without_changes_is_unchanged(write_policies: WritePolicies) -> None:

@@ -82,7 +82,7 @@ def test_explain_a_bypass_and_negative_caching(shipped: Path) -> None:
     text = explain(policies, request_from_url("http://shop.example/catalog", cookies=["preview=1"]))
     assert "policy       demo-site" in text
     assert "bypass       yes, req_bypass_cookie: the request carries a cookie the policy passes on" in text
-    assert "beresp_errors          404 for 10s" in text
+    assert "beresp_errors          kept 404 for 10s" in text
     assert "stale      while-revalidate -, if-error 300s" in text
     assert "personalize  off" in text
 
