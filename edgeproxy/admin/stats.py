@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,42 +191,157 @@ class LiveStats:
         return OriginHealth.UP
 
     def snapshot(self, now: float, top: int = 10) -> dict[str, Any]:
-        """JSON-ready view; the schema is documented in ``edgeproxy.admin.control``."""
-        span = self._span(now)
-        lookups = self._lookups.total(now)
-        recent = sorted(s for t, s in self._latency if t > now - self.window)
-        return {
-            "window_seconds": self.window,
-            "requests": self._requests.total(now),
-            "requests_per_second": round(self._requests.total(now) / span, 3),
-            "hit_ratio": round(self._hits.total(now) / lookups, 4) if lookups else None,
-            "latency_ms": {
-                f"p{q}": _ms(percentile(recent, q)) for q in (50, 90, 99)
-            } | {"samples": len(recent)},
-            "phases": dict(sorted(self.phase_totals.items())),
-            "top_keys": [{"key": k, "count": c, "error": e} for k, c, e in self._keys.top(top)],
-            "origins": [
-                {
-                    "origin": name,
-                    "health": self.origin_health(name, now).value,
-                    "requests": st.requests.total(now),
-                    "errors": st.errors.total(now),
-                    "last_error": st.last_error,
-                    "last_error_at": st.last_error_at,
-                }
+        """JSON-ready view of this process alone; the schema is documented in ``edgeproxy.admin.control``."""
+        return self.export(now).snapshot(top)
+
+    def export(self, now: float) -> StatsExport:
+        """The window's raw, mergeable state: what another worker needs to build a fleet view."""
+        return StatsExport(
+            at=now,
+            window=self.window,
+            requests=self._requests.total(now),
+            rate=self._requests.total(now) / self._span(now),
+            lookups=self._lookups.total(now),
+            hits=self._hits.total(now),
+            latencies=tuple(s for t, s in self._latency if t > now - self.window),
+            phases=dict(self.phase_totals),
+            top_keys=tuple(self._keys.top(self._keys.capacity)),
+            origins=tuple(
+                OriginView(name, self.origin_health(name, now), st.requests.total(now), st.errors.total(now),
+                           st.last_error, st.last_error_at)
                 for name, st in sorted(self._origins.items())
-            ],
-            "purges": [
-                {"at": p.at, "client": p.client, "summary": p.summary, "outcome": p.outcome}
-                for p in reversed(self._purges)
-            ],
-        }
+            ),
+            purges=tuple(reversed(self._purges)),
+        )
 
     def _span(self, now: float) -> float:
         """Seconds the rate is averaged over: the window, or less just after start."""
         if self._started is None:
             return float(self.window)
         return float(min(self.window, max(1, int(now) - int(self._started) + 1)))
+
+
+_SEVERITY = {OriginHealth.UNKNOWN: 0, OriginHealth.UP: 1, OriginHealth.DEGRADED: 2, OriginHealth.DOWN: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class OriginView:
+    origin: str
+    health: OriginHealth
+    requests: int
+    errors: int
+    last_error: str = ""
+    last_error_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatsExport:
+    """One worker's window (or several merged): counts that add, samples that concatenate."""
+
+    at: float
+    window: int
+    requests: int
+    rate: float
+    """Requests per second; rates of concurrent workers add."""
+    lookups: int
+    hits: int
+    latencies: tuple[float, ...]
+    phases: Mapping[str, int]
+    top_keys: tuple[tuple[str, int, int], ...]
+    """(key, count, error), largest first."""
+    origins: tuple[OriginView, ...]
+    purges: tuple[PurgeNote, ...]
+    """Newest first."""
+
+    def snapshot(self, top: int = 10) -> dict[str, Any]:
+        recent = sorted(self.latencies)
+        return {
+            "window_seconds": self.window,
+            "requests": self.requests,
+            "requests_per_second": round(self.rate, 3),
+            "hit_ratio": round(self.hits / self.lookups, 4) if self.lookups else None,
+            "latency_ms": {f"p{q}": _ms(percentile(recent, q)) for q in (50, 90, 99)} | {"samples": len(recent)},
+            "phases": dict(sorted(self.phases.items())),
+            "top_keys": [{"key": k, "count": c, "error": e} for k, c, e in self.top_keys[:top]],
+            "origins": [
+                {"origin": o.origin, "health": o.health.value, "requests": o.requests, "errors": o.errors,
+                 "last_error": o.last_error, "last_error_at": o.last_error_at}
+                for o in self.origins
+            ],
+            "purges": [{"at": p.at, "client": p.client, "summary": p.summary, "outcome": p.outcome}
+                       for p in self.purges],
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types, for handing the export to another process."""
+        return {
+            "at": self.at, "window": self.window, "requests": self.requests, "rate": self.rate,
+            "lookups": self.lookups, "hits": self.hits, "latencies": list(self.latencies),
+            "phases": dict(self.phases), "top_keys": [list(k) for k in self.top_keys],
+            "origins": [[o.origin, o.health.value, o.requests, o.errors, o.last_error, o.last_error_at]
+                        for o in self.origins],
+            "purges": [[p.at, p.client, p.summary, p.outcome] for p in self.purges],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StatsExport:
+        """Inverse of :meth:`to_json`; raises KeyError/TypeError/ValueError on a foreign shape."""
+        return cls(
+            at=float(data["at"]), window=int(data["window"]), requests=int(data["requests"]),
+            rate=float(data["rate"]), lookups=int(data["lookups"]), hits=int(data["hits"]),
+            latencies=tuple(map(float, data["latencies"])),
+            phases={str(k): int(v) for k, v in data["phases"].items()},
+            top_keys=tuple((str(k), int(c), int(e)) for k, c, e in data["top_keys"]),
+            origins=tuple(OriginView(str(o), OriginHealth(h), int(r), int(e), str(le), lea)
+                          for o, h, r, e, le, lea in data["origins"]),
+            purges=tuple(PurgeNote(float(a), str(c), str(s), str(o)) for a, c, s, o in data["purges"]),
+        )
+
+
+def merge(exports: Sequence[StatsExport]) -> StatsExport:
+    """The fleet view of several workers' windows: counts and rates add, latency samples pool,
+    key counts add per key, an origin shows its worst health, purges are de-duplicated."""
+    if not exports:
+        raise ValueError("merge needs at least one export")
+    if len(exports) == 1:
+        return exports[0]
+    phases: Counter[str] = Counter()
+    keys: dict[str, list[int]] = {}
+    origins: dict[str, OriginView] = {}
+    for export in exports:
+        phases.update(export.phases)
+        for key, count, error in export.top_keys:
+            slot = keys.setdefault(key, [0, 0])
+            slot[0] += count
+            slot[1] += error
+        for o in export.origins:
+            origins[o.origin] = _merge_origin(origins[o.origin], o) if o.origin in origins else o
+    purges = sorted({p for e in exports for p in e.purges}, key=lambda p: p.at, reverse=True)
+    return StatsExport(
+        at=max(e.at for e in exports),
+        window=max(e.window for e in exports),
+        requests=sum(e.requests for e in exports),
+        rate=sum(e.rate for e in exports),
+        lookups=sum(e.lookups for e in exports),
+        hits=sum(e.hits for e in exports),
+        latencies=tuple(s for e in exports for s in e.latencies),
+        phases=dict(phases),
+        top_keys=tuple((k, c, e) for k, (c, e) in sorted(keys.items(), key=lambda kv: kv[1][0], reverse=True)),
+        origins=tuple(origins[name] for name in sorted(origins)),
+        purges=tuple(purges[: max(len(e.purges) for e in exports)]),
+    )
+
+
+def _merge_origin(a: OriginView, b: OriginView) -> OriginView:
+    latest = max((a, b), key=lambda o: o.last_error_at or 0.0)
+    return OriginView(
+        a.origin,
+        max(a.health, b.health, key=_SEVERITY.__getitem__),
+        a.requests + b.requests,
+        a.errors + b.errors,
+        latest.last_error,
+        latest.last_error_at,
+    )
 
 
 def _ms(seconds: float) -> float | None:
