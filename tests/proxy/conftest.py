@@ -44,7 +44,8 @@ def start_proxy() -> StartProxy:
     L1 only and the built-in policy, on a free port."""
 
     def start(origin_url: str, **overrides: Any) -> AbstractAsyncContextManager[ProxyRuntime]:
-        return running_proxy(ProxyConfig(origin=origin_url, port=0, policies=None, **overrides))
+        settings: dict[str, Any] = {"port": 0, "policies": None, **overrides}
+        return running_proxy(ProxyConfig(origin=origin_url, **settings))
 
     return start
 

@@ -1,0 +1,71 @@
+"""Request collapsing and hit-for-miss: concurrent misses share one origin request, and an
+uncacheable answer never makes clients queue behind one another."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.proxy.harness import InFlight, ProxyClient
+from tests.support.origin import ProgrammableOrigin
+
+CLIENTS = 200
+
+
+async def test_concurrent_misses_for_one_key_make_exactly_one_origin_request(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/hot", headers={"Cache-Control": "max-age=60", "ETag": '"h"'}, body=b"h" * 10_000, delay=0.5)
+
+    replies = await asyncio.gather(*(client.get("/hot") for _ in range(CLIENTS)))
+
+    assert origin.count("/hot") == 1
+    assert all(r.status == 200 and r.body == b"h" * 10_000 for r in replies)
+    statuses = [r.cache_status for r in replies]
+    leaders = [s for s in statuses if not s.hit]
+    assert len(leaders) == 1 and leaders[0].stored and leaders[0].fwd == "uri-miss"
+    # Those that arrived while the leader fetched say they waited on it.
+    assert any(s.hit and s.collapsed for s in statuses)
+
+
+@pytest.mark.parametrize(
+    "headers, reason",
+    [
+        ({"Cache-Control": "max-age=60", "Set-Cookie": "sid=1"}, "set-cookie"),
+        ({"Cache-Control": "no-store"}, "no-store"),
+    ],
+)
+async def test_uncacheable_answer_releases_waiters_then_skips_collapsing(
+    client: ProxyClient, origin: ProgrammableOrigin, inflight: InFlight, headers: dict[str, str], reason: str
+):
+    origin.set("/u", headers=headers, body="per-user", delay=0.5)
+
+    first_wave = await asyncio.gather(*(client.get("/u") for _ in range(10)))
+    assert all(r.status == 200 and r.body == b"per-user" for r in first_wave)
+    # Each waiter was released to fetch its own copy: none got the leader's response.
+    assert origin.count("/u") == 10
+    assert all(not r.cache_status.hit and not r.cache_status.stored for r in first_wave)
+    assert all(r.cache_status.detail == reason for r in first_wave), [r.cache_status.raw for r in first_wave]
+
+    # Hit-for-miss: the key is now known uncacheable, so requests go to the origin together.
+    inflight.peak = 0
+    second_wave = await asyncio.gather(*(client.get("/u") for _ in range(10)))
+    assert origin.count("/u") == 20
+    assert inflight.peak == 10
+    for seen in second_wave:
+        assert seen.body == b"per-user"
+        assert seen.cache_status.fwd == "bypass" and seen.cache_status.fwd_status == 200, seen
+        assert seen.cache_status.detail == reason
+
+
+async def test_a_cacheable_answer_after_hit_for_miss_is_stored_again(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/flip", headers={"Cache-Control": "no-store"}, body="one")
+    await client.get("/flip")
+    origin.set("/flip", headers={"Cache-Control": "max-age=60"}, body="two")
+
+    passed = await client.get("/flip")
+    assert passed.cache_status.stored, passed
+    hit = await client.get("/flip")
+    assert hit.cache_status.hit and hit.body == b"two"
+    assert origin.count("/flip") == 2

@@ -1,0 +1,162 @@
+"""When the origin breaks: truncated bodies, refused connections, timeouts, and stale-if-error
+(RFC 5861 §4) covering for an origin that errs or is gone."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+
+from tests.proxy.conftest import StartProxy
+from tests.proxy.harness import ProxyClient, RawOrigin, unused_url
+from tests.support.faultproxy import Fault, FaultProxy
+from tests.support.origin import ProgrammableOrigin
+
+TRUNCATED = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Content-Type: application/octet-stream\r\n"
+    b"Cache-Control: max-age=60\r\n"
+    b"Content-Length: 1000\r\n"
+    b"\r\n" + b"x" * 500
+)
+
+SMALL_OBJECTS_POLICY = """
+policies:
+  small:
+    match:
+      hosts: ["*"]
+      paths: ["/*"]
+    store:
+      max_object_size: 16KB
+"""
+
+
+async def _get_allowing_abort(client: ProxyClient, target: str) -> int | None:
+    """The status the client saw, or None when the response was cut off mid-body."""
+    try:
+        seen = await client.get(target)
+    except aiohttp.ClientPayloadError:
+        return None
+    assert len(seen.body) != 500 or seen.status >= 500, f"a short body was delivered as complete: {seen}"
+    return seen.status
+
+
+async def test_truncated_origin_body_is_never_stored_or_delivered_as_complete(
+    start_proxy: StartProxy, session: aiohttp.ClientSession
+):
+    raw = RawOrigin(TRUNCATED)
+    async with raw.serving() as url, start_proxy(url) as proxy:
+        client = ProxyClient(session, proxy.url)
+        # RFC 9111 §3.3: an incomplete response is not stored as complete; the client sees an
+        # error status or a connection cut before the declared length.
+        assert await _get_allowing_abort(client, "/t") in (None, 502)
+        assert await _get_allowing_abort(client, "/t") in (None, 502)
+        assert raw.requests == 2
+
+
+async def test_truncated_body_of_a_streamed_response_aborts_the_client(
+    start_proxy: StartProxy, session: aiohttp.ClientSession, tmp_path: Path
+):
+    # A body above max_object_size is relayed as it arrives, so its status is already sent
+    # when the origin breaks: the client must see the connection cut, not a short success.
+    (tmp_path / "small.yaml").write_text(SMALL_OBJECTS_POLICY)
+    big = 64 * 1024
+    raw = RawOrigin(
+        b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: %d\r\n\r\n" % (big * 4) + b"y" * big
+    )
+    async with raw.serving() as url, start_proxy(url, policies=tmp_path) as proxy:
+        client = ProxyClient(session, proxy.url)
+        async with session.get(proxy.url + "/big") as response:
+            assert response.status == 200
+            try:
+                body = await response.read()
+            except aiohttp.ClientPayloadError:
+                body = None
+        assert body is None, f"a {len(body)}-byte body was delivered as complete"
+        assert await _get_allowing_abort(client, "/big") in (None, 502)
+        assert raw.requests == 2
+
+
+async def test_connection_refused_is_a_502_with_a_short_text_body(
+    start_proxy: StartProxy, session: aiohttp.ClientSession
+):
+    async with start_proxy(unused_url()) as proxy:
+        seen = await ProxyClient(session, proxy.url).get("/anything")
+    assert seen.status == 502
+    assert seen.headers["Content-Type"].startswith("text/plain")
+    assert seen.body.startswith(b"502 ") and len(seen.body) < 512
+    assert seen.cache_status.detail == "connect"
+    assert "no-store" in seen.headers["Cache-Control"]
+
+
+async def test_origin_timeout_is_a_504(
+    start_proxy: StartProxy, session: aiohttp.ClientSession, origin: ProgrammableOrigin, origin_url: str
+):
+    origin.set("/slow", headers={"Cache-Control": "max-age=60"}, body="late", delay=2.0)
+    async with start_proxy(origin_url, origin_read_timeout=0.3) as proxy:
+        seen = await ProxyClient(session, proxy.url).get("/slow")
+    assert seen.status == 504
+    assert seen.headers["Content-Type"].startswith("text/plain")
+    assert seen.body.startswith(b"504 ") and len(seen.body) < 512
+    assert seen.cache_status.detail == "timeout"
+
+
+async def test_stale_if_error_serves_the_stale_copy_while_the_origin_errs_or_is_down(
+    start_proxy: StartProxy, session: aiohttp.ClientSession, origin: ProgrammableOrigin, origin_url: str
+):
+    origin.set("/sie", headers={"Cache-Control": "max-age=2, stale-if-error=60", "ETag": '"s"'}, body="kept")
+    origin.set("/sie-plain", headers={"Cache-Control": "max-age=2, stale-if-error=60"}, body="kept")
+    async with FaultProxy("127.0.0.1", int(origin_url.rsplit(":", 1)[1])) as fault, start_proxy(fault.url) as proxy:
+        client = ProxyClient(session, proxy.url)
+        await client.get("/sie")
+        await client.get("/sie-plain")
+        origin.set("/sie", status=503, headers={"Cache-Control": "no-store"}, body="down")
+        origin.set("/sie-plain", status=503, headers={"Cache-Control": "no-store"}, body="down")
+        await asyncio.sleep(2.1)
+
+        for path in ("/sie", "/sie-plain"):
+            served = await client.get(path)
+            assert served.status == 200 and served.body == b"kept", served
+            assert served.cache_status.hit and served.cache_status.detail == "origin-503", served
+            assert served.age >= 2
+        assert origin.count("/sie") == 2 and origin.count("/sie-plain") == 2
+
+        await fault.set(Fault.REFUSE)
+        for path in ("/sie", "/sie-plain"):
+            served = await client.get(path)
+            assert served.status == 200 and served.body == b"kept", served
+            assert served.cache_status.hit and served.cache_status.detail == "origin-connect", served
+
+
+async def test_beyond_the_stale_if_error_window_the_error_reaches_the_client(
+    start_proxy: StartProxy, session: aiohttp.ClientSession, origin: ProgrammableOrigin, origin_url: str
+):
+    origin.set("/brief", headers={"Cache-Control": "max-age=1, stale-if-error=1", "ETag": '"b"'}, body="kept")
+    async with FaultProxy("127.0.0.1", int(origin_url.rsplit(":", 1)[1])) as fault, start_proxy(fault.url) as proxy:
+        client = ProxyClient(session, proxy.url)
+        await client.get("/brief")
+        origin.set("/brief", status=503, headers={"Cache-Control": "no-store"}, body="down")
+        await asyncio.sleep(2.1)
+
+        errored = await client.get("/brief")
+        assert errored.status == 503 and errored.body == b"down", errored
+        assert not errored.cache_status.hit and errored.cache_status.fwd_status == 503
+
+        await fault.set(Fault.REFUSE)
+        refused = await client.get("/brief")
+        assert refused.status == 502, refused
+        assert refused.cache_status.detail == "connect"
+
+
+async def test_must_revalidate_forbids_serving_stale_on_error(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set(
+        "/strict", headers={"Cache-Control": "max-age=1, must-revalidate, stale-if-error=60", "ETag": '"m"'}, body="x"
+    )
+    await client.get("/strict")
+    origin.set("/strict", status=503, headers={"Cache-Control": "no-store"}, body="down")
+    await asyncio.sleep(1.1)
+    # RFC 9111 §5.2.2.2: once stale, must-revalidate means "validated or an error", never stale.
+    seen = await client.get("/strict")
+    assert seen.status in (503, 504), seen
+    assert seen.body != b"x"
