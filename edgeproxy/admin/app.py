@@ -93,7 +93,10 @@ async def _security_headers(request: web.Request, handler: Handler) -> web.Strea
     try:
         response = await handler(request)
     except web.HTTPException as exc:
+        # Router and body-size errors (404, 405, 413) answer in the API's JSON shape.
         response = _error(exc.status, exc.reason)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response
@@ -123,6 +126,7 @@ def _require_token(token: str | None) -> Callable[[web.Request, Handler], Awaita
             challenge = 'Bearer realm="edgeproxy-admin"'
             if "Authorization" in request.headers:
                 challenge += ', error="invalid_token"'
+                _audit("unauthorized", _client(request), {"method": request.method, "path": request.path})
             return _error(401, "missing or invalid bearer token", **{"WWW-Authenticate": challenge})
         return await handler(request)
 

@@ -34,6 +34,14 @@ async def test_a_wrong_token_is_401_invalid_token_and_never_reaches_the_control(
     assert admin.control.purges == []
 
 
+async def test_failed_logins_are_audited(admin: Admin, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="edgeproxy.admin.audit")
+    async with admin.http.post(admin.base + "/reload", headers=admin.auth("guess")):
+        pass
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "edgeproxy.admin.audit"]
+    assert line == {"event": "unauthorized", "client": "127.0.0.1", "method": "POST", "path": "/reload"}
+
+
 async def test_healthz_is_public_and_degraded_still_answers_200(admin: Admin) -> None:
     for state, status in [(HealthState.OK, 200), (HealthState.DEGRADED, 200), (HealthState.FAILING, 503)]:
         admin.control.health_state = state
@@ -150,7 +158,10 @@ async def test_stats_and_metrics_come_from_the_control(admin: Admin) -> None:
         assert await resp.read() == b"edgeproxy_requests_total 3.0\n"
 
 
-async def test_unknown_path_is_a_json_404(admin: Admin) -> None:
+async def test_unknown_path_and_wrong_method_answer_in_json(admin: Admin) -> None:
     async with admin.http.get(admin.base + "/nope", headers=admin.auth()) as resp:
         assert resp.status == 404
         assert "error" in await resp.json()
+    async with admin.http.get(admin.base + "/purge", headers=admin.auth()) as resp:
+        assert resp.status == 405
+        assert resp.headers["Allow"] == "POST"
