@@ -18,7 +18,7 @@ from edgeproxy.cache.message import RequestHead
 from edgeproxy.policies.cookies import request_cookies
 from edgeproxy.policies.model import Policy
 from edgeproxy.policies.patterns import compile_path, path_for_match
-from edgeproxy.policies.schema import format_size
+from edgeproxy.policies.schema import format_duration, format_size
 
 DEFAULT_POLICY = Policy(name="builtin-default", source="<builtin>")
 """Used when no policy file matches: cache what RFC 9111 allows, key on the URL as sent."""
@@ -76,9 +76,9 @@ def _negative_ttls(policy: Policy) -> list[str]:
         if None in block:
             continue
         common = Counter(block).most_common(1)[0][0]
-        shown.append(f"{first // 100}xx for {common:g}s")
+        shown.append(f"{first // 100}xx for {format_duration(common)}")
         ttls = {status: ttl for status, ttl in ttls.items() if status // 100 != first // 100 or ttl != common}
-    shown.extend(f"{status} for {seconds:g}s" for status, seconds in sorted(ttls.items()))
+    shown.extend(f"{status} for {format_duration(seconds)}" for status, seconds in sorted(ttls.items()))
     return shown
 
 
@@ -126,7 +126,7 @@ RESPONSE_RULES: tuple[ResponseRule, ...] = (
     ResponseRule(
         "beresp_hitmiss",
         "remember an uncacheable key so its requests stop waiting on each other",
-        lambda p: f"remembered as uncacheable for {p.rules.hit_for_miss:g}s",
+        lambda p: f"remembered as uncacheable for {format_duration(p.rules.hit_for_miss)}",
     ),
     ResponseRule(
         "beresp_size",

@@ -71,6 +71,15 @@ def parse_size(value: object) -> int:
     return size
 
 
+def format_duration(seconds: float) -> str:
+    """The largest unit that divides ``seconds`` exactly (``1d``, ``5m``, ``2ms``), as ``parse_duration`` reads it."""
+    for unit in ("d", "h", "m", "s", "ms"):
+        count = seconds / _DURATION_UNITS[unit]
+        if count >= 1 and abs(count - round(count)) < 1e-9:
+            return f"{round(count)}{unit}"
+    return f"{seconds:g}s"
+
+
 def format_size(size: int) -> str:
     """The largest binary unit that divides ``size`` exactly (``8MB``), as ``parse_size`` reads it."""
     for unit in ("GB", "MB", "KB"):

@@ -16,6 +16,7 @@ from edgeproxy.policies.loader import load_directory, policy_files
 from edgeproxy.policies.match import PolicySet
 from edgeproxy.policies.model import Policy
 from edgeproxy.policies.problems import PolicyError
+from edgeproxy.policies.schema import format_duration
 
 DEFAULT_DIRECTORY = Path("policies")
 _RULE_WHY = {rule.name: rule.why for rule in REQUEST_RULES}
@@ -121,7 +122,7 @@ def _absent_key_fields(policy: Policy, parts: tuple[tuple[str, str], ...]) -> li
 
 def _ttl_lines(rules: CacheRules) -> list[str]:
     def seconds(value: float | None) -> str:
-        return f"{value:g}s" if value is not None else "-"
+        return format_duration(value) if value is not None else "-"
 
     return [
         "ttl",

@@ -9,7 +9,7 @@ import pytest
 
 from edgeproxy.policies.loader import load_directory
 from edgeproxy.policies.problems import PolicyError, Problem
-from edgeproxy.policies.schema import parse_duration, parse_size
+from edgeproxy.policies.schema import format_duration, format_size, parse_duration, parse_size
 
 WritePolicies = Callable[..., Path]
 
@@ -250,3 +250,13 @@ def test_sizes(text: object, size: int) -> None:
 def test_bad_sizes(text: object) -> None:
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+@pytest.mark.parametrize("seconds", [0, 0.002, 1.5, 30, 90, 300, 3600, 86400, 172800])
+def test_formatted_durations_read_back(seconds: float) -> None:
+    assert parse_duration(format_duration(seconds)) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("size", [1, 1000, 1536, 512 << 10, 8 << 20, 1 << 30])
+def test_formatted_sizes_read_back(size: int) -> None:
+    assert parse_size(format_size(size)) == size

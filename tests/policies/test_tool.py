@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from edgeproxy.policies.loader import load_directory
 from edgeproxy.policies.tool import check, explain, register, request_from_url
 
 WritePolicies = Callable[..., Path]
+EDGEPROXY = str(Path(sys.executable).with_name("edgeproxy"))
 
 
 def run_cli(*argv: str) -> int:
@@ -83,7 +86,7 @@ def test_explain_a_bypass_and_negative_caching(shipped: Path) -> None:
     assert "policy       demo-site" in text
     assert "bypass       yes, req_bypass_cookie: the request carries a cookie the policy passes on" in text
     assert "beresp_errors          kept 404 for 10s" in text
-    assert "stale      while-revalidate -, if-error 300s" in text
+    assert "stale      while-revalidate -, if-error 5m" in text
     assert "personalize  off" in text
 
 
@@ -113,3 +116,15 @@ def test_explain_refuses_an_invalid_policy_set(write_policies: WritePolicies, ca
     folder = write_policies(a="policies:\n  p:\n    priorty: 1\n")
     assert run_cli("policy", "explain", "http://x/", "--policies", str(folder)) == 1
     assert "priorty: unknown key; did you mean 'priority'?" in capsys.readouterr().err
+
+
+def test_installed_command_checks_the_shipped_policies(shipped: Path, tmp_path: Path) -> None:
+    """The real ``edgeproxy policy check`` entry point, as an operator runs it."""
+    ok = subprocess.run([EDGEPROXY, "policy", "check", str(shipped)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    (tmp_path / "bad.yaml").write_text("policies:\n  p:\n    ttl: {min: soon}\n")
+    bad = subprocess.run([EDGEPROXY, "policy", "check", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1
+    assert bad.stdout.splitlines()[0] == (
+        f"{tmp_path / 'bad.yaml'}:3: policy 'p': ttl.min: expected a duration like 30s, 5m, 1h, 2d or 2ms, got 'soon'"
+    )
