@@ -14,6 +14,7 @@ import os
 import random
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -188,7 +189,7 @@ def _schedule(config: RunConfig, stage: _Stage) -> list[_Action]:
     if stage.admin is None:
         raise ValueError("purge-storm needs edgeproxy's admin API; peers have none")
     admin, rng = stage.admin, random.Random(config.seed)
-    return [_Action(0.5, lambda: _purge(admin, rng), every=PURGE_EVERY_S)]
+    return [_Action(0.5, lambda: _purge(admin, stage.url, rng), every=PURGE_EVERY_S)]
 
 
 def _killer(server: Server) -> Callable[[], str]:
@@ -199,9 +200,10 @@ def _killer(server: Server) -> Callable[[], str]:
     return kill
 
 
-def _purge(admin: AdminAccess, rng: random.Random) -> str:
-    """Purge a slice of the blob catalog: every size beginning with one digit, about 1/9 of it."""
-    prefix = f"/api/blob?size={rng.randint(1, 9)}"
+def _purge(admin: AdminAccess, site: str, rng: random.Random) -> str:
+    """Purge a slice of the blob catalog: every size beginning with one digit, about 1/9 of it.
+    Prefixes are absolute URLs of the site as clients address it."""
+    prefix = f"{site}/api/blob?size={rng.randint(1, 9)}"
     request = urllib.request.Request(
         admin.url + "/purge", data=json.dumps({"prefixes": [prefix]}).encode(), method="POST",
         headers={"Authorization": f"Bearer {admin.token}", "Content-Type": "application/json"},
@@ -209,6 +211,8 @@ def _purge(admin: AdminAccess, rng: random.Random) -> str:
     try:
         with urllib.request.urlopen(request, timeout=2) as resp:
             return f"purge {prefix} -> {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return f"purge {prefix} failed: {exc.code} {exc.read()[:200].decode(errors='replace')}"
     except OSError as exc:
         return f"purge {prefix} failed: {exc}"
 

@@ -134,11 +134,10 @@ class Workload:
                 yield paths[i]
 
     def _unique(self, seed: int, worker: int) -> Iterator[Request]:
-        # A per-run nonce in the URL keeps a second run from hitting what the first one stored.
-        n = 0
-        while True:
-            yield Request(f"/api/blob?size={self.blob_size}&seed={seed}-{worker}-{n}")
-            n += 1
+        base = unique_base(seed, worker)
+        for n in range(UNIQUE_PER_WORKER):
+            yield Request(blob_path(self.blob_size, base + n))
+        raise RuntimeError(f"a worker ran out of unique URLs after {UNIQUE_PER_WORKER:,} requests")
 
     def _zipf(self, rng: np.random.Generator, seed: int) -> Iterator[Request]:
         cdf = zipf_cdf(self.catalog, self.alpha)
@@ -159,6 +158,18 @@ class Workload:
                     f"/api/items?category={CATEGORIES[cat]}&limit={self.list_limit}",
                     (("Cookie", f"uid=u{user}"),),
                 )
+
+
+UNIQUE_PER_WORKER = 1_000_000
+UNIQUE_SEEDS = 20
+
+
+def unique_base(seed: int, worker: int) -> int:
+    """First blob seed of a worker's never-repeating range. The origin takes seeds below 2**31, so
+    ranges are 1M per worker, 100M per run seed (mod 20): distinct runs do not hit each other."""
+    if not 0 <= worker < 100:
+        raise ValueError(f"unique URLs support workers 0..99, got {worker}")
+    return (seed % UNIQUE_SEEDS) * 100 * UNIQUE_PER_WORKER + worker * UNIQUE_PER_WORKER
 
 
 def blob_path(size: int, seed: int | str) -> str:

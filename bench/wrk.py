@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.measure import LoadResult, Second, Timeline
-from bench.workload import Workload
+from bench.workload import UNIQUE_PER_WORKER, Workload, blob_path, unique_base
 
 SCRIPT_TEMPLATE = Path(__file__).with_name("wrk_script.lua")
 REQUEST_LIST = 100_000
@@ -123,7 +123,7 @@ def render_script(workload: Workload, seed: int) -> str:
     """The Lua script for ``workload``: its request list, or a unique-URL prefix for ``unique``."""
     if workload.kind == "unique":
         request_lines = ""
-        unique_prefix = _lua_string(f"/api/blob?size={workload.blob_size}&seed={seed}-")
+        unique_prefix = _lua_string(blob_path(workload.blob_size, ""))
     else:
         request_lines = "\n".join(
             "\t".join((req.path, *(f"{k}: {v}" for k, v in req.headers)))
@@ -135,6 +135,8 @@ def render_script(workload: Workload, seed: int) -> str:
         SCRIPT_TEMPLATE.read_text()
         .replace("--[[REQUESTS]]", request_lines)
         .replace("--[[UNIQUE_PREFIX]]", unique_prefix)
+        .replace("--[[UNIQUE_BASE]]", str(unique_base(seed, 0)))
+        .replace("--[[UNIQUE_STRIDE]]", str(UNIQUE_PER_WORKER))
         .replace("--[[PERCENTILES]]", grid)
     )
 

@@ -19,6 +19,7 @@ for line in ([==[
    table.insert(requests, {path, headers})
 end
 local unique_prefix = --[[UNIQUE_PREFIX]]
+local unique_base, unique_stride = --[[UNIQUE_BASE]], --[[UNIQUE_STRIDE]]
 local percentiles = { --[[PERCENTILES]] }
 local max_per_thread = tonumber(os.getenv("BENCH_MAX_PER_THREAD") or "")
 
@@ -48,7 +49,8 @@ end
 function request()
    sent = sent + 1
    if unique_prefix then
-      return wrk.format("GET", unique_prefix .. id .. "-" .. sent)
+      -- Same numbering as bench.workload.unique_base: thread i owns seeds base + i*stride + n.
+      return wrk.format("GET", unique_prefix .. string.format("%d", unique_base + id * unique_stride + sent))
    end
    cursor = cursor % #requests + 1
    local r = requests[cursor]
