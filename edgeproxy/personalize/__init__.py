@@ -1,0 +1,38 @@
+"""Per-request personalization of cached JSON lists with a LightGBM ranker (no aiohttp here).
+
+The proxy calls ``prepare`` at cache fill, then ``Personalizer.user_context`` and
+``Personalizer.rank`` on each hit; ``parse_feedback`` and ``TokenBucketLimiter`` serve the
+feedback route; ``Registry.apply`` takes model-rollout messages from the fleet bus.
+"""
+
+from edgeproxy.personalize.events import EventBuffer, JsonlSink, RedisStreamSink
+from edgeproxy.personalize.features import UserContext, UserProfile
+from edgeproxy.personalize.feedback import MAX_FEEDBACK_BYTES, FeedbackError, RateDecision, TokenBucketLimiter, parse_feedback
+from edgeproxy.personalize.prepared import Prepared, prepare
+from edgeproxy.personalize.profiles import MemoryProfileStore, ProfileCache, RedisProfileStore
+from edgeproxy.personalize.ranker import Personalizer, RankOutcome, RankResult
+from edgeproxy.personalize.registry import DirectoryBackend, RedisBackend, Registry, rollout_message
+
+__all__ = [
+    "MAX_FEEDBACK_BYTES",
+    "DirectoryBackend",
+    "EventBuffer",
+    "FeedbackError",
+    "JsonlSink",
+    "MemoryProfileStore",
+    "Personalizer",
+    "Prepared",
+    "ProfileCache",
+    "RankOutcome",
+    "RankResult",
+    "RateDecision",
+    "RedisBackend",
+    "RedisProfileStore",
+    "Registry",
+    "TokenBucketLimiter",
+    "UserContext",
+    "UserProfile",
+    "parse_feedback",
+    "prepare",
+    "rollout_message",
+]
