@@ -149,11 +149,13 @@ class ProxyMetrics:
         )
 
         self.collapsed = Counter(
-            "edgeproxy_collapsed_requests", "Requests that waited for another request's origin fetch instead of their own.",
-            registry=r,
+            "edgeproxy_collapsed_requests",
+            "Requests that waited for another request's origin fetch instead of their own.", registry=r,
         )
-        purges = Counter("edgeproxy_purges", "Purges applied by selector kind (url, prefix, tag, all) and mode (hard, soft).",
-                         ["kind", "mode"], registry=r)
+        purges = Counter(
+            "edgeproxy_purges", "Purges applied by selector kind (url, prefix, tag, all) and mode (hard, soft).",
+            ["kind", "mode"], registry=r,
+        )
         self.purges: Bound[Counter] = Bound(purges.labels)
 
         self._policy_version = Gauge(

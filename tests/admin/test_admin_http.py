@@ -26,7 +26,9 @@ async def test_protected_endpoints_answer_401_with_a_bearer_challenge_without_a_
     assert admin.control.purges == []
 
 
-@pytest.mark.parametrize("header", ["Bearer wrong-token", "Bearer s3cret-token-and-more", "Basic s3cret-token", "s3cret-token"])
+@pytest.mark.parametrize(
+    "header", ["Bearer wrong-token", "Bearer s3cret-token-and-more", "Basic s3cret-token", "s3cret-token"]
+)
 async def test_a_wrong_token_is_401_invalid_token_and_never_reaches_the_control(admin: Admin, header: str) -> None:
     async with admin.http.post(admin.base + "/purge", json={"all": True}, headers={"Authorization": header}) as resp:
         assert resp.status == 401
@@ -115,7 +117,8 @@ async def test_oversized_body_is_413_before_parsing(admin: Admin) -> None:
 
 async def test_purges_are_audited_with_who_what_and_result(admin: Admin, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="edgeproxy.admin.audit")
-    async with admin.http.post(admin.base + "/purge", json={"prefixes": ["http://shop.test/api/"]}, headers=admin.auth()):
+    body = {"prefixes": ["http://shop.test/api/"]}
+    async with admin.http.post(admin.base + "/purge", json=body, headers=admin.auth()):
         pass
     async with admin.http.post(admin.base + "/purge", json={"tags": []}, headers=admin.auth()):
         pass
@@ -142,10 +145,12 @@ async def test_model_canary_is_validated_and_passed_on(admin: Admin) -> None:
     async with admin.http.post(url, json={"action": "canary", "version": "v2"}, headers=admin.auth()) as resp:
         assert resp.status == 400
         assert '"canary" needs "share"' in (await resp.json())["error"]
-    async with admin.http.post(url, json={"action": "canary", "version": "v2", "share": 0.1}, headers=admin.auth()) as resp:
+    body = {"action": "canary", "version": "v2", "share": 0.1}
+    async with admin.http.post(url, json=body, headers=admin.auth()) as resp:
         assert resp.status == 200
     [command] = admin.control.commands
-    assert (command.model, command.action, command.version, command.share) == ("demo-ranker", ModelAction.CANARY, "v2", 0.1)
+    assert (command.model, command.action, command.version, command.share) == (
+        "demo-ranker", ModelAction.CANARY, "v2", 0.1)
 
 
 async def test_stats_and_metrics_come_from_the_control(admin: Admin) -> None:

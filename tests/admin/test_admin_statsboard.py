@@ -39,7 +39,10 @@ def test_merged_counts_rates_ratio_and_percentiles_are_those_of_the_pooled_traff
     assert snap["phases"] == {"hit": 40, "miss": 40}
     assert snap["top_keys"][0] == {"key": "shop.test/hot", "count": 40, "error": 0}
     [origin] = snap["origins"]
-    assert (origin["health"], origin["requests"], origin["errors"], origin["last_error"]) == ("degraded", 2, 1, "timeout")
+    assert origin == {
+        "origin": ORIGIN, "health": "degraded", "requests": 2, "errors": 1,
+        "last_error": "timeout", "last_error_at": T0 + 5,
+    }
     assert [p["summary"] for p in snap["purges"]] == ["hard tags=1"]
 
 

@@ -15,7 +15,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = shutil.which("docker-compose")
-needs_compose = pytest.mark.skipif(COMPOSE is None, reason="docker-compose not installed (apt-get install -y docker-compose)")
+NO_COMPOSE = "docker-compose not installed (apt-get install -y docker-compose)"
+needs_compose = pytest.mark.skipif(COMPOSE is None, reason=NO_COMPOSE)
 
 
 def compose_config(token: str | None) -> subprocess.CompletedProcess[str]:
@@ -31,7 +32,7 @@ def compose_config(token: str | None) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def stack() -> dict[str, Any]:
     if COMPOSE is None:
-        pytest.skip("docker-compose not installed (apt-get install -y docker-compose)")
+        pytest.skip(NO_COMPOSE)
     result = compose_config("compose-test-token")
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)["services"]

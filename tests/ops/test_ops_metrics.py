@@ -55,7 +55,9 @@ def test_enum_phases_label_by_value_and_children_are_bound_once() -> None:
     assert len(m.requests) == 1
 
 
-@pytest.mark.parametrize(("status", "label"), [(200, "2xx"), (304, "3xx"), (404, "4xx"), (599, "5xx"), (42, "1xx"), (999, "5xx")])
+@pytest.mark.parametrize(
+    ("status", "label"), [(200, "2xx"), (304, "3xx"), (404, "4xx"), (599, "5xx"), (42, "1xx"), (999, "5xx")]
+)
 def test_status_class_is_bounded(status: int, label: str) -> None:
     assert status_class(status) == label
 
