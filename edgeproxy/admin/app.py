@@ -63,10 +63,11 @@ def make_admin_app(
     clock: Callable[[], float] = time.monotonic,
 ) -> web.Application:
     """Build the admin app; serve it with ``web.AppRunner`` on the ``--admin`` address after
-    :func:`edgeproxy.admin.auth.check_admin_bind` accepted that address."""
+    :func:`edgeproxy.admin.auth.check_admin_bind` accepted that address. An empty ``token``
+    means no token, exactly as ``check_admin_bind`` reads it."""
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[_security_headers, _rate_limit(clock), _require_token(token)],
+        middlewares=[_security_headers, _rate_limit(clock), _require_token(token or None)],
     )
     app[CONTROL] = control
     app[LIMITER] = RateLimiter(rate)

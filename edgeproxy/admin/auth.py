@@ -35,7 +35,7 @@ def _is_loopback(host: str) -> bool:
 def bearer_matches(authorization: str | None, token: str) -> bool:
     """RFC 6750 §2.1 ``Authorization: Bearer <token>``, compared in constant time so response
     timing does not reveal how much of a guess was right."""
-    if not authorization:
+    if not authorization or not token:
         return False
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() != "bearer":

@@ -29,3 +29,7 @@ def test_anything_else_needs_a_token(host: str) -> None:
 )
 def test_bearer_header_matching(header: str | None, ok: bool) -> None:
     assert bearer_matches(header, "t0ken") is ok
+
+
+def test_an_empty_configured_token_never_matches() -> None:
+    assert bearer_matches("Bearer ", "") is False
