@@ -163,19 +163,26 @@ class _Reader:
         if not isinstance(node, MappingNode):
             self.problem(node, field, f"expected a mapping of keys, got {_kind(node)}")
             return None
+        written = {id(key) for key, _ in node.value}
+        try:
+            # YAML merge keys (<<: *shared) let policies share settings; merged keys come first.
+            _CONSTRUCTOR.flatten_mapping(node)
+        except ConstructorError as exc:
+            self.problem(node, field, f"bad merge (<<): {exc.problem}")
+            return None
         section = _Section(field, node, {})
         for key, value in node.value:
             if not isinstance(key, ScalarNode):
                 self.problem(key, field, "keys must be plain names")
-            elif key.value in section:
-                first = section.entries[key.value][0].start_mark.line + 1
-                self.problem(key, section.where(key.value), f"duplicate key (first at line {first})")
-            elif allowed is not None and key.value not in allowed:
+            elif allowed is not None and key.value not in allowed and not _is_extension(field, key.value):
                 hint = nearest(key.value, allowed)
                 also = f"did you mean {hint!r}?" if hint else f"valid keys: {', '.join(allowed)}"
                 self.problem(key, section.where(key.value), f"unknown key; {also}")
+            elif key.value in section and id(section.entries[key.value][0]) in written:
+                first = section.entries[key.value][0].start_mark.line + 1
+                self.problem(key, section.where(key.value), f"duplicate key (first at line {first})")
             else:
-                section.entries[key.value] = (key, value)
+                section.entries[key.value] = (key, value)  # a written key overrides a merged one
         return section
 
     def subsection(self, parent: _Section, key: str) -> _Section:
@@ -233,7 +240,15 @@ class _Reader:
         return tuple(parsed)
 
 
+def _is_extension(field: str, key: object) -> bool:
+    """Top-level ``x-...`` keys hold YAML anchors for merging into policies; they are not policies."""
+    return field == "" and isinstance(key, str) and key.startswith("x-")
+
+
 def _policy(r: _Reader, name: str, node: Node, source: str) -> Policy | None:
+    if isinstance(node, ScalarNode):
+        r.problem(node, "-", "a policy is a mapping with at least 'match' and 'priority'")
+        return None
     body = r.section(node, "", POLICY_KEYS)
     if body is None:
         return None

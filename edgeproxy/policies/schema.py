@@ -31,6 +31,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
+_NEVER = 100 * 365 * 86400.0
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kb": 1 << 10, "kib": 1 << 10, "mb": 1 << 20, "mib": 1 << 20, "gb": 1 << 30, "gib": 1 << 30}
@@ -50,8 +51,8 @@ def parse_duration(value: object) -> float:
         if found is None:
             raise ValueError(f"expected a duration like 30s, 5m, 1h, 2d or 2ms, got {value!r}")
         seconds = float(found[1]) * _DURATION_UNITS[found[2]]
-    if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
+    if not 0 <= seconds < _NEVER:
+        raise ValueError(f"a duration must be between 0s and 100 years, got {value!r}")
     return seconds
 
 

@@ -260,3 +260,49 @@ def test_formatted_durations_read_back(seconds: float) -> None:
 @pytest.mark.parametrize("size", [1, 1000, 1536, 512 << 10, 8 << 20, 1 << 30])
 def test_formatted_sizes_read_back(size: int) -> None:
     assert parse_size(format_size(size)) == size
+
+
+def test_shared_settings_merge_into_policies(write_policies: WritePolicies) -> None:
+    folder = write_policies(a="""
+        x-cached-api: &cached-api
+          ttl: {default: 5s}
+          store: {set_cookie: strip}
+        policies:
+          users:
+            <<: *cached-api
+            priority: 3
+            match: {paths: [/users/*]}
+          orders:
+            <<: *cached-api
+            priority: 4
+            match: {paths: [/orders/*]}
+            ttl: {default: 7s}
+        """)
+    policies = {p.name: p for p in load_directory(folder).policies}
+    assert (policies["users"].rules.default_ttl, policies["users"].rules.set_cookie) == (5.0, "strip")
+    assert (policies["orders"].rules.default_ttl, policies["orders"].rules.set_cookie) == (7.0, "strip")
+
+
+def test_problems_in_merged_settings_point_at_the_shared_text(write_policies: WritePolicies) -> None:
+    folder = write_policies(a="""
+        x-shared: &shared
+          ttl: {default: soon}
+        policies:
+          p:
+            <<: *shared
+        """)
+    assert where(problems_of(folder)) == [("a.yaml", 2, "p", "ttl.default")]
+
+
+def test_empty_or_infinite_values_are_rejected(write_policies: WritePolicies) -> None:
+    folder = write_policies(a="""
+        policies:
+          empty:
+          forever:
+            ttl: {max: .inf}
+        """)
+    reasons = [(p.line, p.policy, p.reason) for p in problems_of(folder)]
+    assert reasons == [
+        (2, "empty", "a policy is a mapping with at least 'match' and 'priority'"),
+        (4, "forever", "a duration must be between 0s and 100 years, got inf"),
+    ]
