@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import calendar
-from email.utils import formatdate, parsedate
+import re
+import time
+from email.utils import formatdate, parsedate_tz
+
+_TIME_OF_DAY = re.compile(r"\d{1,2}[:.]\d{2}[:.]\d{2}")
+_RFC850_YEAR = re.compile(r"-\d{2}\s")
 
 
-def parse_http_date(value: str | None) -> float | None:
+def parse_http_date(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds since the epoch, or None for an absent or invalid date.
 
-    §5.6.7: recipients MUST accept IMF-fixdate, RFC 850 and asctime forms; ``parsedate`` handles
-    all three. Two-digit years are interpreted by the RFC 850 rule (within 50 years).
+    §5.6.7: recipients MUST accept IMF-fixdate, RFC 850 and asctime forms, and are encouraged
+    to be robust, so case and spacing slips are tolerated (``parsedate_tz``). A value holding
+    more than one date (two field lines joined by a comma) is invalid: RFC 9111 §4.2.1 lets a
+    cache treat duplicate Expires as stale. With ``now`` given, a two-digit RFC 850 year is read
+    as the most recent matching year not more than 50 years ahead, as §5.6.7 requires.
     """
-    if not value:
+    if not value or len(_TIME_OF_DAY.findall(value)) > 1:
         return None
-    parsed = parsedate(value.strip())
+    parsed = parsedate_tz(value.strip())
     if parsed is None:
         return None
+    year = parsed[0]
+    if now is not None and _RFC850_YEAR.search(value):
+        this_year = time.gmtime(now).tm_year
+        year = this_year - this_year % 100 + year % 100
+        if year > this_year + 50:
+            year -= 100
     try:
-        return float(calendar.timegm(parsed))
+        return float(calendar.timegm((year, *parsed[1:6], 0, 1, 0)) - (parsed[9] or 0))
     except (OverflowError, ValueError):
         return None
 
