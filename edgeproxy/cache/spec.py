@@ -4,43 +4,63 @@ The proxy shell asks three questions and does the I/O the answers call for:
 
 * :func:`decide_lookup` — may this stored response answer this request, and how?
 * :func:`decide_store` — may this origin response be stored, and for how long?
-* :func:`merge_not_modified` — fold a 304 into the stored response (§4.3.4).
+* :func:`merged_headers` / :func:`freshened` — fold a 304 into the stored response (§4.3.4).
 
-Plus :func:`may_serve_stale_on_error` and :func:`invalidation_targets`. Time is always an
-argument; nothing here reads a clock or touches a socket.
+Plus :func:`may_serve_stale_on_error`, :func:`client_not_modified` and
+:func:`invalidation_targets`. Time is always an argument; nothing here reads a clock or
+touches a socket.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
-from edgeproxy.cache.directives import Directives, parse_cache_control
+from edgeproxy.cache.directives import (
+    DELTA_SECONDS_MAX,
+    Directives,
+    parse_cache_control,
+    parse_delta_seconds,
+    parse_surrogate_control,
+)
 from edgeproxy.cache.entry import CacheEntry, Headers
 from edgeproxy.cache.httpdate import format_http_date, parse_http_date
 from edgeproxy.cache.message import RequestHead, ResponseHead
 from edgeproxy.cache.phases import CachePhase, NoCacheReason
 from edgeproxy.cache.rules import CacheRules
+from edgeproxy.cache.vary import vary_names
 
 # RFC 9110 §15.1: "heuristically cacheable" status codes.
 HEURISTICALLY_CACHEABLE = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501})
-# Statuses we are able to store at all (§3: "understood" by this cache). 206 needs range
-# assembly, which we do not do, so partial content is never stored.
+# Status codes whose caching rules this cache implements (§5.2.2.3 must-understand). 206 is
+# absent: we do not assemble ranges, so partial content is never stored.
 UNDERSTOOD = frozenset({200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 451, 500, 501, 502, 503, 504})
 HEURISTIC_FRACTION = 0.1
 """§4.2.2: "a typical setting of this fraction might be 10%"."""
 HEURISTIC_MAX = 86_400.0
 """Cap for Last-Modified heuristics so a decade-old file is not cached for a year."""
 
-# §3.1 / §4.3.4: fields not taken from a 304 or not stored.
+SURROGATE_DEVICE = "edgeproxy"
+"""Our device token for targeted Surrogate-Control directives (``max-age=60;edgeproxy``)."""
+SURROGATE_CAPABILITY = ("surrogate-capability", f'{SURROGATE_DEVICE}="Surrogate/1.0"')
+"""Request header announcing that token to origins (Edge Architecture 1.0 §2)."""
+
+# §3.1: hop-by-hop fields are never stored (RFC 9110 §7.6.1, plus legacy ones).
 HOP_BY_HOP = frozenset(
     {
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-        "upgrade", "proxy-authenticate", "proxy-authorization",
+        "upgrade", "proxy-authenticate", "proxy-authorization", "proxy-authentication-info",
     }
 )
-_NOT_UPDATED_BY_304 = HOP_BY_HOP | {"content-length", "content-encoding", "content-range", "content-type"}
+# §3.2: a 304 does not update Content-Length, nor the fields the stored content depends upon
+# (its coding, range, digests and the ETag that names it).
+_NOT_UPDATED_BY_304 = HOP_BY_HOP | {
+    "content-length", "content-encoding", "content-range", "content-md5", "content-digest",
+    "repr-digest", "digest", "etag",
+}
 SURROGATE_HEADERS = frozenset({"surrogate-key", "cache-tag", "surrogate-control"})
+"""Fields for this cache only: never stored, never delivered."""
 
 
 # ---------------------------------------------------------------- lookup decisions
@@ -118,8 +138,8 @@ def decide_lookup(req_cc: Directives, entry: CacheEntry | None, now: float) -> L
     if not must_validate and not entry.must_revalidate:
         # §5.2.1.2 max-stale: the client accepts a stale response (unbounded without a value).
         if "max-stale" in req_cc:
-            limit = req_cc.get("max-stale")
-            if limit is None or staleness <= req_cc.seconds("max-stale"):  # type: ignore[operator]
+            unbounded = req_cc.get("max-stale") is None
+            if unbounded or staleness <= (req_cc.seconds("max-stale") or 0):
                 return Fresh(entry, age)
         # RFC 5861 §3: within the stale-while-revalidate window.
         if staleness < entry.stale_while_revalidate and req_max_age is None and min_fresh is None:
@@ -133,7 +153,8 @@ def decide_lookup(req_cc: Directives, entry: CacheEntry | None, now: float) -> L
 
 
 def conditional_headers(entry: CacheEntry) -> Headers:
-    """§4.3.1: validators from the stored response, strong ETag preferred to Last-Modified."""
+    """§4.3.1: every validator the stored response has; the origin evaluates If-None-Match
+    first and ignores If-Modified-Since beside it (RFC 9110 §13.2.2)."""
     headers: list[tuple[str, str]] = []
     etag = entry.header("etag")
     if etag:
@@ -146,9 +167,10 @@ def conditional_headers(entry: CacheEntry) -> Headers:
 
 def may_serve_stale_on_error(entry: CacheEntry, now: float) -> bool:
     """RFC 5861 §4: a stale response may answer an origin error within stale-if-error, unless
-    must-revalidate/proxy-revalidate/s-maxage forbid any stale use (RFC 9111 §5.2.2.2)."""
-    if entry.must_revalidate:
-        return False
+    must-revalidate/proxy-revalidate/s-maxage (§5.2.2.2) or no-cache (§5.2.2.4) forbid its
+    use without validation."""
+    if entry.must_revalidate or entry.no_cache:
+        return False  # RFC 9111 §4.2.4: no stale response where a directive prohibits it
     return current_age(entry, now) - entry.fresh_for < entry.stale_if_error
 
 
@@ -206,16 +228,27 @@ def decide_store(
     request_time: float,
     response_time: float,
 ) -> StoreDecision:
-    """§3: whether a shared cache may store ``resp`` to ``req``, and the lifetime it gets."""
+    """§3: whether a shared cache may store ``resp`` to ``req``, and the lifetime it gets.
+
+    ``resp`` must be a response to GET: the shell fetches HEAD misses as GET, so a HEAD
+    request may fill the cache, but a bodiless response to HEAD must never be passed here.
+    """
     if req.method not in ("GET", "HEAD"):
         return NoStore(NoCacheReason.METHOD)
     if resp.status == 206 or resp.header("content-range"):
         return NoStore(NoCacheReason.PARTIAL)
-    cc = parse_cache_control(resp.header("cache-control"))
+    if resp.status < 200 or resp.status == 304:
+        return NoStore(NoCacheReason.STATUS)  # §3: only final responses; a 304 only updates
+    cc, targeted = caching_directives(resp)
+    # §5.2.2.3: must-understand limits storage to caches that know the status code, and then
+    # overrides no-store.
+    must_understand = "must-understand" in cc
+    if must_understand and resp.status not in UNDERSTOOD:
+        return NoStore(NoCacheReason.STATUS)
     # §5.2.1.5 / §5.2.2.5: no-store on the request or the response.
     if "no-store" in req_cc:
         return NoStore(NoCacheReason.REQUEST_NO_STORE)
-    if "no-store" in cc:
+    if "no-store" in cc and not must_understand:
         return NoStore(NoCacheReason.NO_STORE)
     # §5.2.2.7: a shared cache must not store a private response. The qualified form
     # private="field" lets us store the response without those fields.
@@ -228,11 +261,8 @@ def decide_store(
         "public" in cc or "s-maxage" in cc or "must-revalidate" in cc
     ):
         return NoStore(NoCacheReason.AUTHORIZATION)
-    vary = resp.header("vary")
-    if vary and any(part.strip() == "*" for part in vary.split(",")):
-        return NoStore(NoCacheReason.VARY_STAR)
-    if resp.status not in UNDERSTOOD:
-        return NoStore(NoCacheReason.STATUS)
+    if vary_names(resp.header("vary")) is None:
+        return NoStore(NoCacheReason.VARY_STAR)  # §4.1: Vary: * never matches, so never store
 
     headers = _storable_headers(resp.headers, private_fields, cc)
     if any(name == "set-cookie" for name, _ in headers):
@@ -240,42 +270,19 @@ def decide_store(
             return NoStore(NoCacheReason.SET_COOKIE)
         headers = tuple((k, v) for k, v in headers if k != "set-cookie")
 
-    cdn_cc = parse_cache_control(resp.header("cdn-cache-control"))
-    lifetime, heuristic = freshness_lifetime(resp, cc, cdn_cc, response_time)
-    explicit = lifetime is not None and not heuristic
-    is_error = resp.status >= 400
-    if rules.force_ttl is not None:
-        lifetime, heuristic = rules.force_ttl, False
-    elif is_error and resp.status in rules.negative_ttl and not explicit:
-        lifetime, heuristic = rules.negative_ttl[resp.status], False
-    elif lifetime is None:
-        if rules.default_ttl is not None and resp.status in HEURISTICALLY_CACHEABLE:
-            lifetime = rules.default_ttl
-        elif "no-cache" in cc and _has_validator(resp):
-            lifetime = 0.0  # stored only to be revalidated (§5.2.2.4)
-        else:
-            return NoStore(NoCacheReason.NO_FRESHNESS)
-    if is_error and not rules.cache_errors and resp.status not in rules.negative_ttl:
-        # Against poisoning: error pages are not kept unless a policy opts in.
-        return NoStore(NoCacheReason.STATUS)
-    if rules.force_ttl is None:
-        if rules.min_ttl is not None and "no-cache" not in cc:
-            lifetime = max(lifetime, rules.min_ttl)
-        if rules.max_ttl is not None:
-            lifetime = min(lifetime, rules.max_ttl)
-
-    swr = _window(cc, cdn_cc, "stale-while-revalidate", rules.stale_while_revalidate)
-    sie = _window(cc, cdn_cc, "stale-if-error", rules.stale_if_error)
+    lifetime = _lifetime(resp, cc, rules, targeted, response_time)
+    if isinstance(lifetime, NoStore):
+        return lifetime
+    fresh_for, heuristic = lifetime
     # §5.2.2.2 / §5.2.2.8 / §5.2.2.10: no stale use without validation.
-    must_revalidate = any(d in cc for d in ("must-revalidate", "proxy-revalidate", "s-maxage")) or (
-        "must-revalidate" in cdn_cc
-    )
+    must_revalidate = any(d in cc for d in ("must-revalidate", "proxy-revalidate", "s-maxage"))
     no_cache = "no-cache" in cc and not cc.field_names("no-cache") and rules.force_ttl is None
+    forbids_stale = must_revalidate or no_cache  # §4.2.4: no stale response when prohibited
     return Store(
-        fresh_for=float(lifetime),
+        fresh_for=fresh_for,
         initial_age=initial_age(resp, request_time, response_time),
-        stale_while_revalidate=0.0 if must_revalidate else swr,
-        stale_if_error=0.0 if must_revalidate else sie,
+        stale_while_revalidate=0.0 if forbids_stale else _window(cc, "stale-while-revalidate", rules.stale_while_revalidate),
+        stale_if_error=0.0 if forbids_stale else _window(cc, "stale-if-error", rules.stale_if_error),
         must_revalidate=must_revalidate,
         no_cache=no_cache,
         headers=headers,
@@ -284,64 +291,116 @@ def decide_store(
     )
 
 
+def caching_directives(resp: ResponseHead) -> tuple[Directives, bool]:
+    """The directives this cache obeys, and whether they came from a field targeted at it.
+
+    RFC 9213 §2.2: a cache with a target list uses the first targeted field that is present and
+    non-empty, and then MUST ignore Cache-Control and Expires. Our list: Surrogate-Control
+    directives for :data:`SURROGATE_DEVICE`, then CDN-Cache-Control.
+    """
+    for targeted in (
+        parse_surrogate_control(resp.header("surrogate-control"), SURROGATE_DEVICE),
+        parse_cache_control(resp.header("cdn-cache-control")),
+    ):
+        if targeted:
+            return targeted, True
+    return parse_cache_control(resp.header("cache-control")), False
+
+
+def _lifetime(
+    resp: ResponseHead, cc: Directives, rules: CacheRules, targeted: bool, response_time: float
+) -> tuple[float, bool] | NoStore:
+    """The freshness lifetime to store with (and whether it is heuristic), policy applied."""
+    if rules.force_ttl is not None:
+        return rules.force_ttl, False
+    origin, heuristic = freshness_lifetime(resp, cc, response_time, use_expires=not targeted)
+    is_error = resp.status >= 400
+    if is_error and resp.status in rules.negative_ttl and (origin is None or heuristic):
+        return _clamp_max(rules.negative_ttl[resp.status], rules), False
+    if is_error and not rules.cache_errors and resp.status not in rules.negative_ttl:
+        return NoStore(NoCacheReason.STATUS)  # against poisoning: errors only where a policy opts in
+    if rules.default_ttl is not None and (origin is None or heuristic) and _heuristic_allowed(resp, cc):
+        # The operator's default replaces the §4.2.2 heuristic; it is a heuristic all the same.
+        return _clamp_max(rules.default_ttl, rules), True
+    if origin is None:
+        if "no-cache" in cc and _has_validator(resp):
+            return 0.0, False  # stored only to be revalidated before each use (§5.2.2.4)
+        return NoStore(NoCacheReason.NO_FRESHNESS)
+    if rules.min_ttl is not None and "no-cache" not in cc:
+        # min_ttl raises what the origin said; never a no-cache response, which must be
+        # validated on every use however long it is kept.
+        origin = max(origin, rules.min_ttl)
+    return _clamp_max(origin, rules), heuristic
+
+
+def _clamp_max(lifetime: float, rules: CacheRules) -> float:
+    return min(lifetime, rules.max_ttl) if rules.max_ttl is not None else float(lifetime)
+
+
 def freshness_lifetime(
-    resp: ResponseHead, cc: Directives, cdn_cc: Directives, response_time: float
+    resp: ResponseHead, cc: Directives, response_time: float, *, use_expires: bool = True
 ) -> tuple[float | None, bool]:
-    """§4.2.1 (shared cache), with RFC 9213 CDN-Cache-Control taking precedence.
+    """§4.2.1 freshness lifetime for a shared cache, from the directives this cache obeys.
 
     Returns (lifetime, is_heuristic); lifetime None when the response has no freshness at all.
+    ``use_expires`` is False when the directives came from a targeted field (RFC 9213 §2.2).
     """
-    # RFC 9213 §2.1: a CDN cache uses CDN-Cache-Control in place of Cache-Control when present.
-    if cdn_cc:
-        for name in ("s-maxage", "max-age"):
-            value = cdn_cc.seconds(name)
-            if value is not None:
-                return float(value), False
-        if "no-store" in cdn_cc or "no-cache" in cdn_cc or "private" in cdn_cc:
-            return 0.0, False
     s_maxage = cc.seconds("s-maxage")
     if s_maxage is not None:  # §4.2.1: s-maxage wins for a shared cache
         return float(s_maxage), False
     max_age = cc.seconds("max-age")
     if max_age is not None:
         return float(max_age), False
-    expires_raw = resp.header("expires")
+    date = _date_or(resp, response_time)
+    expires_raw = resp.header("expires") if use_expires else None
     if expires_raw is not None:
-        expires = parse_http_date(expires_raw)
-        date = parse_http_date(resp.header("date")) or response_time
-        # §5.3: an invalid Expires (e.g. "0") means "already expired".
+        expires = parse_http_date(expires_raw, now=response_time)
+        # §5.3: an invalid Expires (e.g. "0"), or two of them, means "already expired".
         return (max(0.0, expires - date) if expires is not None else 0.0), False
-    if resp.status in HEURISTICALLY_CACHEABLE:
-        # §4.2.2: heuristic freshness, only when no explicit freshness was given.
-        last_modified = parse_http_date(resp.header("last-modified"))
-        date = parse_http_date(resp.header("date")) or response_time
+    if _heuristic_allowed(resp, cc):
+        # §4.2.2: heuristic freshness, only when no explicit freshness was given; a fraction
+        # of the time since Last-Modified, which must be earlier than Date to mean anything.
+        last_modified = parse_http_date(resp.header("last-modified"), now=response_time)
         if last_modified is not None and last_modified < date:
             return min(HEURISTIC_MAX, HEURISTIC_FRACTION * (date - last_modified)), True
     return None, False
 
 
+def _heuristic_allowed(resp: ResponseHead, cc: Directives) -> bool:
+    """§4.2.2: heuristics only for heuristically cacheable statuses or responses marked public."""
+    return resp.status in HEURISTICALLY_CACHEABLE or "public" in cc
+
+
+def _date_or(resp: ResponseHead, response_time: float) -> float:
+    """The Date field, or the time the response arrived when it is absent or invalid
+    (RFC 9110 §6.6.1)."""
+    date = parse_http_date(resp.header("date"), now=response_time)
+    return response_time if date is None else date
+
+
 def initial_age(resp: ResponseHead, request_time: float, response_time: float) -> float:
     """§4.2.3 corrected_initial_age."""
-    date = parse_http_date(resp.header("date"))
+    date = parse_http_date(resp.header("date"), now=response_time)
     apparent_age = max(0.0, response_time - date) if date is not None else 0.0
-    age_value = _age_header(resp.header("age"))
     response_delay = max(0.0, response_time - request_time)
-    return max(apparent_age, age_value + response_delay)
+    return max(apparent_age, _age_value(resp.header("age")) + response_delay)
 
 
-def _age_header(raw: str | None) -> float:
-    if not raw:
+def _age_value(raw: str | None) -> float:
+    """§5.1 Age as one delta-seconds. Anything else (negative, fractional, a list, two field
+    lines, parameters) is untrustworthy, and we consider the response stale rather than fresh,
+    as the cache-tests.fyi age-parse suite requires."""
+    if raw is None:
         return 0.0
-    first = raw.split(",", 1)[0].strip()
-    return float(first) if first.isdigit() else 0.0
+    value = raw.strip(" \t")
+    if not value.isascii() or not value.isdigit():
+        return float(DELTA_SECONDS_MAX)
+    return float(parse_delta_seconds(value))
 
 
-def _window(cc: Directives, cdn_cc: Directives, name: str, default: float | None) -> float:
-    for directives in (cdn_cc, cc):
-        value = directives.seconds(name)
-        if value is not None:
-            return float(value)
-    return float(default or 0.0)
+def _window(cc: Directives, name: str, default: float | None) -> float:
+    value = cc.seconds(name)
+    return float(value) if value is not None else float(default or 0.0)
 
 
 def _has_validator(resp: ResponseHead) -> bool:
@@ -349,9 +408,13 @@ def _has_validator(resp: ResponseHead) -> bool:
 
 
 def _storable_headers(headers: Headers, private_fields: tuple[str, ...], cc: Directives) -> Headers:
-    """Drop hop-by-hop and surrogate fields, and the fields named by ``private="..."`` and
-    ``no-cache="..."`` (§5.2.2.4 / §5.2.2.7: those must not be reused without validation)."""
-    drop = HOP_BY_HOP | SURROGATE_HEADERS | set(private_fields) | set(cc.field_names("no-cache"))
+    """§3.1: drop hop-by-hop fields and those Connection names, surrogate fields, Age (we
+    generate our own, §5.1), and the fields named by ``private="..."`` / ``no-cache="..."``
+    (§5.2.2.7 / §5.2.2.4: those must not be reused without validation)."""
+    nominated = {
+        token.strip().lower() for name, value in headers if name == "connection" for token in value.split(",")
+    }
+    drop = HOP_BY_HOP | SURROGATE_HEADERS | nominated | {"age"} | set(private_fields) | set(cc.field_names("no-cache"))
     return tuple((k, v) for k, v in headers if k not in drop)
 
 
@@ -377,17 +440,26 @@ def with_date(headers: Headers, response_time: float) -> Headers:
 # ---------------------------------------------------------------- validation
 
 
-def merge_not_modified(
-    entry: CacheEntry, resp: ResponseHead, decision: Store, *, request_time: float, response_time: float
-) -> CacheEntry:
-    """§4.3.4: a 304 freshens the stored response: its header fields replace the stored ones
-    (except framing fields) and the entry gets new timing and lifetime."""
-    updates = {k for k, _ in resp.headers if k not in _NOT_UPDATED_BY_304 and k not in SURROGATE_HEADERS}
+def merged_headers(entry: CacheEntry, resp: ResponseHead) -> Headers:
+    """§4.3.4 / §3.2: the stored header fields, each field the 304 carries replacing all stored
+    instances of it, except the framing and integrity fields the stored content depends on.
+
+    The 304's surrogate fields and Age are kept in the result so that :func:`decide_store`
+    judges the merged response as it arrived; it strips them again before storing.
+    """
+    updates = {k for k, _ in resp.headers if k not in _NOT_UPDATED_BY_304}
     kept = tuple((k, v) for k, v in entry.headers if k not in updates)
-    fresh = tuple((k, v) for k, v in resp.headers if k in updates)
+    return kept + tuple((k, v) for k, v in resp.headers if k in updates)
+
+
+def freshened(
+    entry: CacheEntry, headers: Headers, decision: Store, *, request_time: float, response_time: float
+) -> CacheEntry:
+    """§4.3.4: the stored response after a successful validation: merged headers, new timing
+    and the lifetime decided for the merged response."""
     return replace(
         entry,
-        headers=kept + fresh,
+        headers=decision.headers if decision.headers else headers,
         request_time=request_time,
         response_time=response_time,
         fresh_for=decision.fresh_for,
@@ -402,67 +474,73 @@ def merge_not_modified(
 
 
 def validator_matches(entry: CacheEntry, resp: ResponseHead) -> bool:
-    """§4.3.4: a 304 updates the stored response it selects (by strong/weak ETag or by
-    Last-Modified when no ETag is involved)."""
-    new_etag = resp.header("etag")
-    old_etag = entry.header("etag")
-    if new_etag and old_etag:
-        return _opaque(new_etag) == _opaque(old_etag)
-    if new_etag and not old_etag:
-        return False
-    new_lm = resp.header("last-modified")
-    old_lm = entry.header("last-modified")
-    return new_lm is None or old_lm is None or new_lm == old_lm
+    """§4.3.3: does this 304 let us reuse ``entry``?
 
-
-def _opaque(etag: str) -> str:
-    etag = etag.strip()
-    return etag[2:] if etag.startswith("W/") else etag
+    The shell validates exactly one stored response per request (each Vary variant has its own
+    key) with a conditional built from that response's validators, so a 304 answers for it.
+    §4.3.4's selection by the 304's own validators exists to choose among several stored
+    responses; here it would only turn a good 304 into a useless one. The 304's ETag is not
+    copied over the stored one either (see ``_NOT_UPDATED_BY_304``). The one refusal: a 304
+    whose Last-Modified is later than ours describes a newer representation.
+    """
+    new_lm = parse_http_date(resp.header("last-modified"))
+    old_lm = parse_http_date(entry.header("last-modified"))
+    return new_lm is None or old_lm is None or new_lm <= old_lm
 
 
 # ---------------------------------------------------------------- client conditionals
 
+_ENTITY_TAG = re.compile(r'(?:W/)?"[^"]*"')
+
 
 def client_not_modified(req: RequestHead, entry: CacheEntry) -> bool:
-    """RFC 9110 §13.2.2: answer a client's If-None-Match / If-Modified-Since from the cache.
+    """RFC 9111 §4.3.2 / RFC 9110 §13.2.2: answer a client's precondition from the cache.
 
-    If-None-Match uses weak comparison (§13.1.2); If-Modified-Since is ignored when
-    If-None-Match is present (§13.1.3) and only for GET/HEAD.
+    If-None-Match uses weak comparison (RFC 9110 §13.1.2) and ``*`` matches any stored
+    representation; If-Modified-Since is ignored when If-None-Match is present, for methods
+    other than GET/HEAD and when it is not one valid date (§13.1.3), and it is compared with
+    Last-Modified or, lacking that, Date (RFC 9111 §4.3.2).
     """
     if req.method not in ("GET", "HEAD") or entry.status != 200:
         return False
     inm = req.header("if-none-match")
-    etag = entry.header("etag")
     if inm is not None:
-        if etag is None:
-            return False
         if inm.strip() == "*":
             return True
-        wanted = {_opaque(tag) for tag in inm.split(",") if tag.strip()}
-        return _opaque(etag) in wanted
+        etag = entry.header("etag")
+        if etag is None:
+            return False
+        # Unquoted (invalid) tags are compared as sent, so a sloppy origin still gets 304s.
+        wanted = _ENTITY_TAG.findall(inm) or [t.strip() for t in inm.split(",")]
+        return _weak(etag.strip()) in {_weak(tag) for tag in wanted}
     ims = parse_http_date(req.header("if-modified-since"))
     last_modified = parse_http_date(entry.header("last-modified")) or parse_http_date(entry.header("date"))
     return ims is not None and last_modified is not None and last_modified <= ims
+
+
+def _weak(etag: str) -> str:
+    """The opaque-tag that weak comparison compares (RFC 9110 §8.8.3.2)."""
+    return etag[2:] if etag.startswith("W/") else etag
 
 
 # ---------------------------------------------------------------- invalidation
 
 
 def invalidation_targets(req: RequestHead, resp: ResponseHead, request_authority: str) -> list[str]:
-    """§4.4: a non-error response to an unsafe method invalidates the target URI and the
-    Location / Content-Location URIs when they share the request's origin."""
+    """§4.4: a non-error response to an unsafe method invalidates the target URI, and the
+    Location / Content-Location URIs (relative ones resolved against the target) only when
+    they have the request's authority: "MUST NOT ... if the origin ... differs"."""
     if req.method in ("GET", "HEAD", "OPTIONS", "TRACE") or not 200 <= resp.status < 400:
         return []
-    targets = [f"{request_authority}{req.target}"]
+    authority = request_authority.lower()
+    base = f"//{authority}{req.target}"
+    targets = [f"{authority}{req.target}"]
     for field in ("location", "content-location"):
         value = resp.header(field)
         if not value:
             continue
-        if value.startswith("/") and not value.startswith("//"):
-            targets.append(f"{request_authority}{value}")
-            continue
-        parts = urlsplit(value)
-        if parts.netloc.lower() == request_authority:
-            path = parts.path or "/"
-            targets.append(f"{request_authority}{path}{'?' + parts.query if parts.query else ''}")
+        parts = urlsplit(urljoin(base, value.strip()))
+        if parts.netloc.lower() == authority:
+            query = f"?{parts.query}" if parts.query else ""
+            targets.append(f"{authority}{parts.path or '/'}{query}")
     return targets

@@ -54,5 +54,6 @@ class CacheStatus:
 
 
 def _token_safe(text: str) -> str:
-    """A detail is a quoted string built from our own enums; strip anything that could break it."""
-    return "".join(ch for ch in text if ch.isprintable() and ch not in '"\\')
+    """The detail is an sf-string (RFC 8941 §3.3.3): printable ASCII only, and we drop the two
+    characters that would need escaping rather than escape them."""
+    return "".join(ch for ch in text if " " <= ch <= "~" and ch not in '"\\')

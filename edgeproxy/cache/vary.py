@@ -6,6 +6,13 @@ from __future__ import annotations
 from edgeproxy.cache.entry import Headers
 from edgeproxy.cache.message import RequestHead
 
+ABSENT = "\x00"
+"""Stands for a header the request did not send. §4.1: an absent field "can only match another
+request if it is also absent there", so it must differ from every value, the empty one included;
+NUL cannot occur in a field value (RFC 9110 §5.5)."""
+
+_LIST_VALUED = frozenset({"accept-encoding", "accept-language", "accept", "accept-charset"})
+
 
 def vary_names(vary_value: str | None) -> tuple[str, ...] | None:
     """Sorted, de-duplicated, lower-cased field names; ``None`` for ``Vary: *`` (never matches)."""
@@ -21,11 +28,11 @@ def normalize(name: str, value: str | None) -> str:
     """§4.1 allows normalizing "by combining multiple header field lines ... or normalizing
     whitespace"; list-valued negotiation headers are also order- and case-insensitive here."""
     if value is None:
-        return ""
-    if name in ("accept-encoding", "accept-language", "accept", "accept-charset"):
-        parts = sorted({p.strip().lower().replace(" ", "") for p in value.split(",") if p.strip()})
+        return ABSENT
+    if name in _LIST_VALUED:
+        parts = sorted({"".join(p.split()).lower() for p in value.split(",") if p.strip()})
         return ",".join(parts)
-    return " ".join(value.split())
+    return ",".join(" ".join(p.split()) for p in value.split(",") if p.strip())
 
 
 def selecting_headers(names: tuple[str, ...], req: RequestHead) -> Headers:
