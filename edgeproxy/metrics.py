@@ -69,9 +69,12 @@ def _label(value: object) -> str:
     return str(value.value) if isinstance(value, enum.Enum) else str(value)
 
 
+_STATUS_CLASSES = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
+
+
 def status_class(status: int) -> str:
-    """``2xx`` … ``5xx``: the status label, bounded to five values whatever the origin sends."""
-    return f"{min(max(status // 100, 1), 5)}xx"
+    """``1xx`` … ``5xx``: the status label, bounded to five values whatever the origin sends."""
+    return _STATUS_CLASSES[min(status // 100, 5)]
 
 
 class CircuitState(enum.IntEnum):
