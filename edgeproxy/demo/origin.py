@@ -62,11 +62,14 @@ class Representation:
     content_type: str
     etag: str
     last_modified: int
+    last_modified_text: str
+    """``last_modified`` as an IMF-fixdate, formatted once rather than per response."""
 
     @classmethod
     def of(cls, body: bytes, content_type: str, last_modified: int = CATALOG_MODIFIED) -> Representation:
         """A strong ETag from the body hash: equal bodies, equal tags, on every origin process."""
-        return cls(body, content_type, f'"{xxhash.xxh3_64_hexdigest(body)}"', last_modified)
+        etag = f'"{xxhash.xxh3_64_hexdigest(body)}"'
+        return cls(body, content_type, etag, last_modified, format_http_date(last_modified))
 
 
 @dataclass(slots=True)
@@ -193,8 +196,8 @@ def send(
     """A 200 with the representation, or a 304 when the client's validators still match."""
     headers = {
         hdrs.CACHE_CONTROL: cache_control,
-        hdrs.ETAG: rep.etag,
-        hdrs.LAST_MODIFIED: format_http_date(rep.last_modified),
+        "ETag": rep.etag,  # aiohttp's hdrs.ETAG spells it "Etag"
+        hdrs.LAST_MODIFIED: rep.last_modified_text,
         **(extra or {}),
     }
     if not_modified(request, rep.etag, rep.last_modified):
