@@ -21,7 +21,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from edgeproxy.cache.rules import CacheRules
 from edgeproxy.policies import builtin
-from edgeproxy.policies.match import PolicySet
+from edgeproxy.policies.match import PolicySet, matched_methods
 from edgeproxy.policies.model import (
     BypassSettings,
     KeySettings,
@@ -401,7 +401,8 @@ def _cross_checks(loaded: list[_Loaded]) -> list[Problem]:
 
 
 def _may_overlap(a: Policy, b: Policy) -> bool:
-    if a.methods and b.methods and not set(a.methods) & set(b.methods):
+    methods_a, methods_b = matched_methods(a), matched_methods(b)
+    if methods_a and methods_b and not methods_a & methods_b:
         return False
     hosts = any(hosts_overlap(compile_host(x), compile_host(y)) for x in a.hosts for y in b.hosts)
     return hosts and any(paths_may_overlap(compile_path(x), compile_path(y)) for x in a.paths for y in b.paths)

@@ -45,7 +45,7 @@ class _CompiledPolicy:
         hosts = tuple(compile_host(text) for text in policy.hosts)
         # A '*' host makes the others redundant; keeping it alone saves a loop per request.
         hosts = tuple(h for h in hosts if h.kind is PatternKind.ANY)[:1] or hosts
-        return cls(policy, frozenset(policy.methods), hosts, tuple(compile_path(text) for text in policy.paths))
+        return cls(policy, matched_methods(policy), hosts, tuple(compile_path(text) for text in policy.paths))
 
     def matching(self, host: str, method: str, path: str) -> tuple[HostPattern, PathPattern] | None:
         if self.methods and method not in self.methods:
@@ -96,6 +96,13 @@ class PolicySet:
             if found is not None:
                 return compiled, *found
         return None
+
+
+def matched_methods(policy: Policy) -> frozenset[str]:
+    """The methods a policy applies to (empty: any). Listing GET takes HEAD too: a HEAD is answered
+    from a stored GET (RFC 9110 §9.3.2), so it must get the same policy and therefore the same key."""
+    methods = frozenset(policy.methods)
+    return methods | {"HEAD"} if "GET" in methods else methods
 
 
 def host_for_match(host: str) -> str:

@@ -123,10 +123,14 @@ def test_equal_priorities_that_can_overlap_conflict(write_policies: WritePolicie
           only-post:
             priority: 50
             match: {paths: ["/static/*"], methods: [POST]}
+          heads:
+            priority: 50
+            match: {paths: ["/static/img/x/*"], methods: [HEAD]}
         """,
     )
     problems = problems_of(folder)
-    assert where(problems) == [("a.yaml", 5, "images", "priority")]
+    assert where(problems) == [("a.yaml", 5, "images", "priority"), *[("a.yaml", 14, "heads", "priority")] * 2]
+    assert "policy 'images'" in problems[2].reason  # GET takes HEAD too, so [GET] and [HEAD] overlap
     assert "equals that of policy 'static'" in problems[0].reason
 
 

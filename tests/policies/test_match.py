@@ -20,6 +20,7 @@ POLICIES = PolicySet(
         Policy("api-versioned", paths=("re:^/api/v[0-9]+/",), priority=40),
         Policy("api-writes", paths=("/api/*",), methods=("POST", "PUT"), priority=45),
         Policy("exact", paths=("/robots.txt",), priority=70),
+        Policy("feeds", paths=("/feed/*",), methods=("GET",), priority=80),
     ),
 )
 
@@ -44,6 +45,8 @@ POLICIES = PolicySet(
         ("x", "GET", "/api/other", "site"),
         ("x", "GET", "/robots.txt", "exact"),
         ("x", "GET", "/robots.txt.bak", "site"),
+        ("x", "HEAD", "/feed/rss", "feeds"),
+        ("x", "POST", "/feed/rss", "site"),
     ],
 )
 def test_highest_priority_matching_policy_wins(host: str, method: str, path: str, expected: str) -> None:
