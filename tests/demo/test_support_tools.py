@@ -177,3 +177,10 @@ async def test_exchange_sends_what_aiohttp_would_refuse(demo_url):
     )
     answer = await exchange(*host_port(demo_url), smuggle)
     assert answer.first.status == 400
+
+
+def test_parse_responses_stops_at_bytes_it_cannot_frame():
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+    assert len(parse_responses(ok + b"garbage\r\n\r\n")) == 1
+    assert parse_responses(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nhi") == ()
+    assert parse_responses(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n") == ()

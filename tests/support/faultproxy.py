@@ -74,13 +74,14 @@ class FaultProxy:
     target_port: int
     max_connections: int = 256
     port: int = 0
-    accepted: int = 0
+    """Port to listen on (0: any free one); the bound port once started."""
+    accepted: int = field(default=0, init=False)
     """Connections accepted so far (a test can assert the client reconnected)."""
-    _mode: FaultMode = field(default_factory=FaultMode)
-    _generation: int = 0
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _server: asyncio.Server | None = None
-    _links: dict[asyncio.Task[None], _Link] = field(default_factory=dict)
+    _mode: FaultMode = field(default_factory=FaultMode, init=False)
+    _generation: int = field(default=0, init=False)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _server: asyncio.Server | None = field(default=None, init=False)
+    _links: dict[asyncio.Task[None], _Link] = field(default_factory=dict, init=False)
 
     @property
     def address(self) -> tuple[str, int]:

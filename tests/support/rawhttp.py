@@ -95,6 +95,8 @@ def _parse_one(data: bytes) -> tuple[RawResponse, bytes] | None:
         return None
     status_line, *lines = head.decode("latin-1").split("\r\n")
     _version, status, reason = (status_line.split(" ", 2) + [""])[:3]
+    if not status.isdigit():
+        return None  # not a response we can frame: the caller still has it in ``raw``
     headers = tuple((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines))
     response = RawResponse(int(status), reason, headers, b"")
     names = {k for k, _ in headers}
@@ -107,9 +109,10 @@ def _parse_one(data: bytes) -> tuple[RawResponse, bytes] | None:
             return None
         body, rest = decoded
     elif "content-length" in names:
-        length = int(response.header("content-length") or "0")
-        if len(rest) < length:
+        length_text = response.header("content-length") or ""
+        if not length_text.isdigit() or len(rest) < int(length_text):
             return None
+        length = int(length_text)
         body, rest = rest[:length], rest[length:]
     else:
         body, rest = rest, b""  # RFC 9112 §6.3 rule 8: the body runs to the close
@@ -122,7 +125,10 @@ def _dechunk(data: bytes) -> tuple[bytes, bytes] | None:
         size_line, sep, data = data.partition(b"\r\n")
         if not sep:
             return None
-        size = int(size_line.split(b";", 1)[0], 16)
+        try:
+            size = int(size_line.split(b";", 1)[0], 16)
+        except ValueError:
+            return None
         if size == 0:
             # RFC 9112 §7.1: the last chunk is followed by optional trailer lines and an empty line.
             if data.startswith(b"\r\n"):
