@@ -94,7 +94,7 @@ def _parse_one(data: bytes) -> tuple[RawResponse, bytes] | None:
     if not sep:
         return None
     status_line, *lines = head.decode("latin-1").split("\r\n")
-    _version, status, reason = (status_line.split(" ", 2) + [""])[:3]
+    _version, status, reason = (status_line.split(" ", 2) + ["", ""])[:3]
     if not status.isdigit():
         return None  # not a response we can frame: the caller still has it in ``raw``
     headers = tuple((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines))
