@@ -204,7 +204,7 @@ class Selection:
 
 def user_share(name: str, user_id: str) -> float:
     """A stable, uniform point in [0, 1) for (model, user): the same user stays on the same arm."""
-    return xxhash.xxh64_intdigest(f"{name}\x00{user_id}") / 2**64
+    return xxhash.xxh64_intdigest(f"{name}\x00{user_id}".encode()) / 2**64
 
 
 Validator = Callable[[str, ModelMeta], Awaitable[Validation]]

@@ -9,6 +9,7 @@ Run as ``python -m edgeproxy.personalize.validate`` with ``{"text": ..., "meta":
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import sys
@@ -35,6 +36,23 @@ class Validation:
     """Why it was rejected, or a short summary of the checks passed."""
 
 
+_verdicts: dict[str, Validation] = {}
+"""Verdicts by content digest: a model's verdict depends only on its text and feature names, so a
+process re-validates nothing it has judged (many registries, reloads, rollbacks)."""
+_MAX_VERDICTS = 64
+
+
+def _digest(text: str, meta: ModelMeta) -> str:
+    return hashlib.sha256(json.dumps([text, meta.features]).encode()).hexdigest()
+
+
+def _remember(key: str, result: Validation) -> Validation:
+    if len(_verdicts) >= _MAX_VERDICTS:
+        _verdicts.pop(next(iter(_verdicts)))
+    _verdicts[key] = result
+    return result
+
+
 def _request(text: str, meta: ModelMeta) -> bytes:
     return json.dumps({"text": text, "meta": meta.to_json()}).encode()
 
@@ -52,15 +70,21 @@ def _interpret(returncode: int, stdout: bytes, stderr: bytes) -> Validation:
 
 def validate(text: str, meta: ModelMeta, timeout: float = VALIDATION_TIMEOUT) -> Validation:
     """Blocking validation (CLI, training)."""
+    key = _digest(text, meta)
+    if key in _verdicts:
+        return _verdicts[key]
     try:
         done = subprocess.run(_CHILD, input=_request(text, meta), capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return Validation(Verdict.REJECTED, f"validation took longer than {timeout:.0f}s")
-    return _interpret(done.returncode, done.stdout, done.stderr)
+    return _remember(key, _interpret(done.returncode, done.stdout, done.stderr))
 
 
 async def validate_async(text: str, meta: ModelMeta, timeout: float = VALIDATION_TIMEOUT) -> Validation:
     """Validation that keeps the event loop serving while the child works (hot swap)."""
+    key = _digest(text, meta)
+    if key in _verdicts:
+        return _verdicts[key]
     proc = await asyncio.create_subprocess_exec(
         *_CHILD, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -71,7 +95,7 @@ async def validate_async(text: str, meta: ModelMeta, timeout: float = VALIDATION
         await proc.wait()
         return Validation(Verdict.REJECTED, f"validation took longer than {timeout:.0f}s")
     assert proc.returncode is not None
-    return _interpret(proc.returncode, stdout, stderr)
+    return _remember(key, _interpret(proc.returncode, stdout, stderr))
 
 
 def _check(text: str, meta: ModelMeta) -> Validation:

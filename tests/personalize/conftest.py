@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from edgeproxy.demo.catalog import items_in
 from edgeproxy.demo.world import START, World
 from edgeproxy.personalize.features import FEATURE_NAMES
 from edgeproxy.personalize.model import ModelMeta
+from edgeproxy.personalize.registry import DirectoryBackend, Registry
 from edgeproxy.personalize.train import join, train
 from edgeproxy.policies.model import PersonalizeSettings
 
@@ -29,12 +31,23 @@ def small_model(world: World) -> tuple[str, ModelMeta]:
     return booster.model_to_string(), ModelMeta(name="demo-ranker", version=1, features=FEATURE_NAMES)
 
 
-@pytest.fixture
-def models_dir(tmp_path: Path, small_model: tuple[str, ModelMeta]) -> Path:
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory, small_model: tuple[str, ModelMeta]) -> Path:
+    """A models directory holding ``small_model`` as demo-ranker v1 (treat as read-only)."""
+    path = tmp_path_factory.mktemp("models")
     text, meta = small_model
-    (tmp_path / f"{meta.label}.txt").write_text(text)
-    (tmp_path / f"{meta.label}.json").write_text(meta.to_json())
-    return tmp_path
+    (path / f"{meta.label}.txt").write_text(text)
+    (path / f"{meta.label}.json").write_text(meta.to_json())
+    return path
+
+
+@pytest.fixture(scope="session")
+def registry(models_dir: Path) -> Registry:
+    """A registry loaded (and child-validated) once; it holds no event-loop resources."""
+    loaded = Registry(DirectoryBackend(models_dir))
+    asyncio.run(loaded.refresh())
+    assert loaded.rejected == {}
+    return loaded
 
 
 @pytest.fixture

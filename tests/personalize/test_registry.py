@@ -1,0 +1,119 @@
+"""Rollout: hot swap across processes sharing Redis, canary share by user hash, rollback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from edgeproxy.personalize.model import ModelMeta
+from edgeproxy.personalize.registry import (
+    MODEL_CHANNEL,
+    Arm,
+    DirectoryBackend,
+    RedisBackend,
+    Registry,
+    RegistryError,
+    canary,
+    promote,
+    publish,
+    rollback,
+    shadow,
+    user_share,
+)
+
+
+@pytest.fixture
+async def redis(redis_url: str, redis_namespace: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{redis_namespace}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+def _version(registry: Registry, name: str = "demo-ranker") -> int | None:
+    current = registry.live[name].current
+    return None if current is None else current.meta.version
+
+
+async def test_a_promotion_hot_swaps_every_registry_sharing_redis(
+    redis: Redis, redis_namespace: str, small_model: tuple[str, ModelMeta]
+) -> None:
+    text, meta = small_model
+    backend = RedisBackend(redis, redis_namespace)
+    first = await publish(backend, text, meta)
+    second = await publish(backend, text, meta)
+    assert (first.version, second.version) == (1, 2)
+    fleet = [Registry(RedisBackend(redis, redis_namespace)) for _ in range(2)]
+    for registry in fleet:
+        await registry.refresh()
+        assert _version(registry) == 1
+
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(redis_namespace + MODEL_CHANNEL)
+    await promote(backend, "demo-ranker", 2)
+    assert await backend.announce({"kind": "model-rollout", "name": "demo-ranker"}) == 1
+    message = None
+    async with asyncio.timeout(5):
+        while message is None:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+    await pubsub.aclose()
+    for registry in fleet:
+        await registry.apply(json.loads(message["data"]))
+        assert _version(registry) == 2
+
+    await rollback(backend, "demo-ranker")
+    for registry in fleet:
+        await registry.apply({"kind": "model-rollout", "name": "demo-ranker"})
+        assert _version(registry) == 1
+    await fleet[0].apply({"kind": "purge", "name": "demo-ranker"})  # other bus messages are ignored
+
+
+async def test_canary_share_is_honoured_and_stable(tmp_path: Path, small_model: tuple[str, ModelMeta]) -> None:
+    text, meta = small_model
+    backend = DirectoryBackend(tmp_path)
+    await publish(backend, text, meta)
+    await publish(backend, text, meta)
+    await canary(backend, "demo-ranker", 2, share=0.1)
+    await shadow(backend, "demo-ranker", 1)
+    registry = Registry(backend)
+    await registry.refresh()
+    users = [f"user-{i}" for i in range(20_000)]
+    arms = [registry.select("demo-ranker", u) for u in users]
+    on_canary = sum(s.arm is Arm.CANARY for s in arms) / len(users)
+    assert 0.09 < on_canary < 0.11
+    assert all((s.model is not None and s.model.meta.version == 2) == (s.arm is Arm.CANARY) for s in arms)
+    assert all(s.shadow is not None and s.shadow.meta.version == 1 for s in arms)
+    assert [registry.select("demo-ranker", u).arm for u in users[:200]] == [s.arm for s in arms[:200]]
+    assert registry.select("demo-ranker", None).arm is Arm.CURRENT
+    assert abs(sum(user_share("demo-ranker", u) for u in users) / len(users) - 0.5) < 0.01
+
+
+async def test_rollout_commands_refuse_unknown_versions(tmp_path: Path, small_model: tuple[str, ModelMeta]) -> None:
+    text, meta = small_model
+    backend = DirectoryBackend(tmp_path)
+    await publish(backend, text, meta)
+    with pytest.raises(RegistryError, match="no version 7"):
+        await promote(backend, "demo-ranker", 7)
+    with pytest.raises(RegistryError, match="no previous version"):
+        await rollback(backend, "demo-ranker")
+    with pytest.raises(RegistryError, match="within"):
+        await canary(backend, "demo-ranker", 1, share=1.5)
+    assert (await backend.state("demo-ranker")).current == 1
+
+
+async def test_the_bundled_demo_model_loads() -> None:
+    registry = Registry(DirectoryBackend(Path(__file__).parents[2] / "edgeproxy" / "demo" / "models"))
+    await registry.refresh()
+    assert registry.rejected == {}
+    selection = registry.select("demo-ranker", "u0001")
+    assert selection.model is not None and selection.model.forest is not None
+    assert selection.model.forest.n_trees <= 100
