@@ -23,7 +23,9 @@ class PatternKind(Enum):
     ANY = "any"
     EXACT = "exact"
     PREFIX = "prefix"
-    """A path glob whose only wildcard is a trailing ``*``, or a host wildcard ``*.example.com``."""
+    """A path glob whose only wildcard is a trailing ``*``."""
+    SUFFIX = "suffix"
+    """A host wildcard ``*.example.com``."""
     GLOB = "glob"
     REGEX = "regex"
 
@@ -65,7 +67,7 @@ class HostPattern:
         """``host`` is lower-case and without its port (see ``match.host_for_match``)."""
         if self.kind is PatternKind.EXACT:
             return host == self.literal
-        if self.kind is PatternKind.PREFIX:
+        if self.kind is PatternKind.SUFFIX:
             return host.endswith(self.literal)
         return True
 
@@ -129,8 +131,8 @@ def compile_host(text: str) -> HostPattern:
     if _HOST_LABELS.fullmatch(bare) is None and _IPV6.fullmatch(bare) is None:
         raise ValueError(f"not a host name, '*.domain' wildcard or '*': {text!r}")
     if host.startswith("*."):
-        return HostPattern(text, PatternKind.PREFIX, host[1:])
-    return HostPattern(text, PatternKind.EXACT, host)
+        return HostPattern(text, PatternKind.SUFFIX, host[1:].rstrip("."))
+    return HostPattern(text, PatternKind.EXACT, host.rstrip("."))
 
 
 def hosts_overlap(a: HostPattern, b: HostPattern) -> bool:

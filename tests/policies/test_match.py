@@ -7,7 +7,7 @@ import pytest
 from edgeproxy.policies.builtin import DEFAULT_POLICY
 from edgeproxy.policies.match import PolicySet, host_for_match
 from edgeproxy.policies.model import Policy
-from edgeproxy.policies.patterns import compile_path, path_for_match
+from edgeproxy.policies.patterns import compile_host, compile_path, hosts_overlap, path_for_match, paths_may_overlap
 
 POLICIES = PolicySet(
     "test",
@@ -109,3 +109,42 @@ def test_host_for_match(host: str, seen: str) -> None:
 )
 def test_common_patterns_avoid_regexes(pattern: str, kind: str) -> None:
     assert compile_path(pattern).kind.value == kind
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "overlap"),
+    [
+        ("*", "shop.example", True),
+        ("shop.example", "shop.example", True),
+        ("shop.example", "blog.example", False),
+        ("*.shop.example", "a.shop.example", True),
+        ("*.shop.example", "shop.example", False),
+        ("*.shop.example", "*.eu.shop.example", True),
+        ("*.shop.example", "*.blog.example", False),
+    ],
+)
+def test_host_overlap(a: str, b: str, overlap: bool) -> None:
+    assert hosts_overlap(compile_host(a), compile_host(b)) is overlap
+    assert hosts_overlap(compile_host(b), compile_host(a)) is overlap
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "overlap"),
+    [
+        ("/a", "/a", True),
+        ("/a", "/b", False),
+        ("/a/*", "/a/b", True),
+        ("/a/*", "/b/*", False),
+        ("/a/*.css", "/a/x/*", True),
+        ("/a/*.css", "/b/*", False),
+        ("re:^/api/v[0-9]+/", "/api/*", True),
+        ("re:^/api/v[0-9]+/", "/static/*", False),
+        ("re:^/api/v[0-9]+/", "/api/v1/", True),
+        ("re:^/api/v[0-9]+/", "/api/items", False),
+        ("re:^/a|^/b", "/b/*", True),
+        ("re:\\.css$", "/static/*", True),
+    ],
+)
+def test_path_overlap_is_exact_or_conservative(a: str, b: str, overlap: bool) -> None:
+    assert paths_may_overlap(compile_path(a), compile_path(b)) is overlap
+    assert paths_may_overlap(compile_path(b), compile_path(a)) is overlap
