@@ -101,8 +101,9 @@ class FleetBus:
     """One process's end of the bus: publish, read the log, and one background subscription.
 
     ``client`` may be a Redis Cluster client for publishing; subscribing needs a plain ``Redis``
-    (redis-py's asyncio cluster client has no pub/sub), so pass ``subscriber=`` a client for any
-    one node (cluster PUBLISH reaches every node).
+    (redis-py's asyncio cluster client has no pub/sub), so pass
+    ``subscriber=connect_subscriber(url, timeout=...)``, a client for one node (cluster PUBLISH
+    reaches every node).
     """
 
     def __init__(
@@ -185,7 +186,8 @@ class FleetBus:
         so startup neither blocks on a dead Redis nor races the first publish.
         """
         if self._subscriber is None:
-            raise ValueError("a Redis Cluster client cannot subscribe: pass subscriber=Redis(...) for one node")
+            raise ValueError(
+                "a Redis Cluster client cannot subscribe: pass subscriber=connect_subscriber(url, timeout=...)")
         if self._task is not None:
             raise RuntimeError("this FleetBus already has a subscription; create one bus per handler")
         self._task = asyncio.create_task(self._listen(self._subscriber, handler, on_gap, own), name="fleet-bus")

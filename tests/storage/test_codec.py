@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from factories import make_entry, make_vary_index
+from .factories import make_entry, make_vary_index
 from hypothesis import given
 from hypothesis import strategies as st
 

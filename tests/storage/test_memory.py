@@ -5,7 +5,7 @@ from __future__ import annotations
 import tracemalloc
 
 import pytest
-from factories import make_entry, make_vary_index
+from .factories import make_entry, make_vary_index
 
 from edgeproxy.cache.entry import CacheEntry
 from edgeproxy.storage.memory import VARY_INDEX_SIZE, MemoryStore, object_size

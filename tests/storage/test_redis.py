@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import pytest
-from factories import make_entry, make_vary_index
+from .factories import make_entry, make_vary_index
 from redis.asyncio import Redis
 
 from edgeproxy.storage.base import StoreUnavailable

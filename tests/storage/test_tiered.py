@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from factories import make_entry, make_vary_index
+from .factories import make_entry, make_vary_index
 
 from edgeproxy.cache.entry import StoredObject
 from edgeproxy.storage.memory import MemoryStore
