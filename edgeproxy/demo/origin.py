@@ -283,7 +283,7 @@ async def error(request: web.Request) -> web.Response:
 
 async def greeting(request: web.Request) -> web.Response:
     language = negotiate_language(request.headers.get(hdrs.ACCEPT_LANGUAGE))
-    extra = {hdrs.VARY: hdrs.ACCEPT_LANGUAGE, hdrs.CONTENT_LANGUAGE: language}
+    extra = {"Vary": "Accept-Language", "Content-Language": language}
     return send(request, GREETING_PAGES[language], GREETING_CACHE_CONTROL, extra)
 
 

@@ -8,11 +8,12 @@ import time
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import given
+from hypothesis import strategies as st
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from tests.support.faultproxy import Fault, FaultProxy
-from tests.support.origin import ProgrammableOrigin
 from tests.support.rawhttp import exchange, parse_responses
 
 
@@ -184,3 +185,29 @@ def test_parse_responses_stops_at_bytes_it_cannot_frame():
     assert len(parse_responses(ok + b"garbage\r\n\r\n")) == 1
     assert parse_responses(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nhi") == ()
     assert parse_responses(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n") == ()
+
+
+header_names = st.from_regex(r"X-[A-Za-z0-9]{1,8}", fullmatch=True)
+header_values = st.from_regex(r"[ -~]{0,20}", fullmatch=True).map(str.strip)
+raw_responses = st.tuples(
+    st.sampled_from([200, 201, 404, 500, 503]),
+    st.lists(st.tuples(header_names, header_values), max_size=4),
+    st.binary(max_size=64),
+    st.booleans(),
+)
+
+
+def serialize(status: int, headers: list[tuple[str, str]], body: bytes, chunked: bool) -> bytes:
+    head = f"HTTP/1.1 {status} Reason\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+    if chunked:
+        framed = (f"{len(body):x}\r\n".encode() + body + b"\r\n" if body else b"") + b"0\r\n\r\n"
+        return (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + framed
+    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+@given(st.lists(raw_responses, min_size=1, max_size=4))
+def test_parse_responses_round_trips_any_pipelined_sequence(sequence):
+    parsed = parse_responses(b"".join(serialize(*response) for response in sequence))
+    assert [(r.status, r.body) for r in parsed] == [(status, body) for status, _, body, _ in sequence]
+    for response, (_, headers, _, _) in zip(parsed, sequence, strict=True):
+        assert response.headers[: len(headers)] == tuple((k.lower(), v) for k, v in headers)

@@ -117,7 +117,7 @@ class ProgrammableOrigin:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        self.seen.append(SeenRequest(request.method, request.path_qs, request.headers.copy(), body))
+        self.seen.append(SeenRequest(request.method, request.path_qs, CIMultiDictProxy(request.headers.copy()), body))
         self.counts[request.path] += 1
         reply = self.replies.get(request.path)
         if reply is None:

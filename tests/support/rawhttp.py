@@ -62,7 +62,7 @@ async def exchange(host: str, port: int, data: bytes, *, idle: float = 0.5, time
                 break
             try:
                 chunk = await asyncio.wait_for(reader.read(65536), wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             if not chunk:
                 closed = True
