@@ -1,7 +1,8 @@
 """Fixtures: a programmable origin on port 0, the real proxy in front of it, and a client.
 
 ``client`` talks to a proxy whose origin is ``origin``; tests that need another origin (a raw
-byte-level one, a dead port, a fault proxy) start their own proxy with ``start_proxy``.
+byte-level one, a dead port, a fault proxy) start their own proxy with ``start_proxy`` and
+connect with ``tests.proxy.harness.proxy_client``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import aiohttp
 import pytest
 
 from edgeproxy.proxy.runtime import ProxyConfig, ProxyRuntime, running_proxy
-from tests.proxy.harness import InFlight, ProxyClient
+from tests.proxy.harness import InFlight, ProxyClient, proxy_client
 from tests.support.origin import ProgrammableOrigin, serve_app
 
 StartProxy = Callable[..., AbstractAsyncContextManager[ProxyRuntime]]
@@ -57,13 +57,6 @@ async def proxy(start_proxy: StartProxy, origin_url: str) -> AsyncIterator[Proxy
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    connector = aiohttp.TCPConnector(limit=512)
-    timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as s:
-        yield s
-
-
-@pytest.fixture
-def client(session: aiohttp.ClientSession, proxy: ProxyRuntime) -> ProxyClient:
-    return ProxyClient(session, proxy.url)
+async def client(proxy: ProxyRuntime) -> AsyncIterator[ProxyClient]:
+    async with proxy_client(proxy.url) as connected:
+        yield connected

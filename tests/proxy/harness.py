@@ -119,6 +119,16 @@ class ProxyClient:
         return await self.request("HEAD", target, headers=headers)
 
 
+@asynccontextmanager
+async def proxy_client(base_url: str) -> AsyncIterator[ProxyClient]:
+    """A keep-alive client for ``base_url`` that does not decompress (bodies are compared as
+    relayed). Exit it before the proxy stops, as real clients disconnect before a proxy drains."""
+    connector = aiohttp.TCPConnector(limit=512)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as session:
+        yield ProxyClient(session, base_url)
+
+
 @dataclass(slots=True)
 class InFlight:
     """aiohttp middleware counting requests the origin is handling at once, and the peak,

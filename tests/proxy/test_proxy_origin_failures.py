@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.proxy.conftest import StartProxy
-from tests.proxy.harness import ProxyClient, RawOrigin, unused_url
+from tests.proxy.harness import ProxyClient, RawOrigin, proxy_client, unused_url
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.origin import ProgrammableOrigin
 
@@ -32,6 +32,10 @@ policies:
 """
 
 
+def origin_port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
 async def _get_allowing_abort(client: ProxyClient, target: str) -> int | None:
     """The status the client saw, or None when the response was cut off mid-body."""
     try:
@@ -43,11 +47,10 @@ async def _get_allowing_abort(client: ProxyClient, target: str) -> int | None:
 
 
 async def test_truncated_origin_body_is_never_stored_or_delivered_as_complete(
-    start_proxy: StartProxy, session: aiohttp.ClientSession
+    start_proxy: StartProxy
 ):
     raw = RawOrigin(TRUNCATED)
-    async with raw.serving() as url, start_proxy(url) as proxy:
-        client = ProxyClient(session, proxy.url)
+    async with raw.serving() as url, start_proxy(url) as proxy, proxy_client(proxy.url) as client:
         # RFC 9111 §3.3: an incomplete response is not stored as complete; the client sees an
         # error status or a connection cut before the declared length.
         assert await _get_allowing_abort(client, "/t") in (None, 502)
@@ -56,7 +59,7 @@ async def test_truncated_origin_body_is_never_stored_or_delivered_as_complete(
 
 
 async def test_truncated_body_of_a_streamed_response_aborts_the_client(
-    start_proxy: StartProxy, session: aiohttp.ClientSession, tmp_path: Path
+    start_proxy: StartProxy, tmp_path: Path
 ):
     # A body above max_object_size is relayed as it arrives, so its status is already sent
     # when the origin breaks: the client must see the connection cut, not a short success.
@@ -65,9 +68,12 @@ async def test_truncated_body_of_a_streamed_response_aborts_the_client(
     raw = RawOrigin(
         b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: %d\r\n\r\n" % (big * 4) + b"y" * big
     )
-    async with raw.serving() as url, start_proxy(url, policies=tmp_path) as proxy:
-        client = ProxyClient(session, proxy.url)
-        async with session.get(proxy.url + "/big") as response:
+    async with (
+        raw.serving() as url,
+        start_proxy(url, policies=tmp_path) as proxy,
+        proxy_client(proxy.url) as client,
+    ):
+        async with client.session.get(proxy.url + "/big") as response:
             assert response.status == 200
             try:
                 body = await response.read()
@@ -79,10 +85,10 @@ async def test_truncated_body_of_a_streamed_response_aborts_the_client(
 
 
 async def test_connection_refused_is_a_502_with_a_short_text_body(
-    start_proxy: StartProxy, session: aiohttp.ClientSession
+    start_proxy: StartProxy
 ):
-    async with start_proxy(unused_url()) as proxy:
-        seen = await ProxyClient(session, proxy.url).get("/anything")
+    async with start_proxy(unused_url()) as proxy, proxy_client(proxy.url) as client:
+        seen = await client.get("/anything")
     assert seen.status == 502
     assert seen.headers["Content-Type"].startswith("text/plain")
     assert seen.body.startswith(b"502 ") and len(seen.body) < 512
@@ -91,11 +97,11 @@ async def test_connection_refused_is_a_502_with_a_short_text_body(
 
 
 async def test_origin_timeout_is_a_504(
-    start_proxy: StartProxy, session: aiohttp.ClientSession, origin: ProgrammableOrigin, origin_url: str
+    start_proxy: StartProxy, origin: ProgrammableOrigin, origin_url: str
 ):
     origin.set("/slow", headers={"Cache-Control": "max-age=60"}, body="late", delay=2.0)
-    async with start_proxy(origin_url, origin_read_timeout=0.3) as proxy:
-        seen = await ProxyClient(session, proxy.url).get("/slow")
+    async with start_proxy(origin_url, origin_read_timeout=0.3) as proxy, proxy_client(proxy.url) as client:
+        seen = await client.get("/slow")
     assert seen.status == 504
     assert seen.headers["Content-Type"].startswith("text/plain")
     assert seen.body.startswith(b"504 ") and len(seen.body) < 512
@@ -103,12 +109,15 @@ async def test_origin_timeout_is_a_504(
 
 
 async def test_stale_if_error_serves_the_stale_copy_while_the_origin_errs_or_is_down(
-    start_proxy: StartProxy, session: aiohttp.ClientSession, origin: ProgrammableOrigin, origin_url: str
+    start_proxy: StartProxy, origin: ProgrammableOrigin, origin_url: str
 ):
     origin.set("/sie", headers={"Cache-Control": "max-age=2, stale-if-error=60", "ETag": '"s"'}, body="kept")
     origin.set("/sie-plain", headers={"Cache-Control": "max-age=2, stale-if-error=60"}, body="kept")
-    async with FaultProxy("127.0.0.1", int(origin_url.rsplit(":", 1)[1])) as fault, start_proxy(fault.url) as proxy:
-        client = ProxyClient(session, proxy.url)
+    async with (
+        FaultProxy("127.0.0.1", origin_port(origin_url)) as fault,
+        start_proxy(fault.url) as proxy,
+        proxy_client(proxy.url) as client,
+    ):
         await client.get("/sie")
         await client.get("/sie-plain")
         origin.set("/sie", status=503, headers={"Cache-Control": "no-store"}, body="down")
@@ -130,11 +139,14 @@ async def test_stale_if_error_serves_the_stale_copy_while_the_origin_errs_or_is_
 
 
 async def test_beyond_the_stale_if_error_window_the_error_reaches_the_client(
-    start_proxy: StartProxy, session: aiohttp.ClientSession, origin: ProgrammableOrigin, origin_url: str
+    start_proxy: StartProxy, origin: ProgrammableOrigin, origin_url: str
 ):
     origin.set("/brief", headers={"Cache-Control": "max-age=1, stale-if-error=1", "ETag": '"b"'}, body="kept")
-    async with FaultProxy("127.0.0.1", int(origin_url.rsplit(":", 1)[1])) as fault, start_proxy(fault.url) as proxy:
-        client = ProxyClient(session, proxy.url)
+    async with (
+        FaultProxy("127.0.0.1", origin_port(origin_url)) as fault,
+        start_proxy(fault.url) as proxy,
+        proxy_client(proxy.url) as client,
+    ):
         await client.get("/brief")
         origin.set("/brief", status=503, headers={"Cache-Control": "no-store"}, body="down")
         await asyncio.sleep(2.1)

@@ -1,0 +1,130 @@
+"""Cache-Control on both sides: what the client asks for (RFC 9111 §5.2.1), what the origin
+allows (§5.2.2, §3, §3.5), and which lifetime wins (§4.2.1, RFC 9213)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.proxy.harness import ProxyClient
+from tests.support.origin import ProgrammableOrigin
+
+STORED = {"Cache-Control": "max-age=60", "ETag": '"v1"'}
+
+
+# ---------------------------------------------------------------- request directives
+
+
+@pytest.mark.parametrize("directive", ["no-cache", "max-age=0"])
+async def test_request_directive_forces_revalidation_of_a_fresh_copy(
+    client: ProxyClient, origin: ProgrammableOrigin, directive: str
+):
+    origin.set("/d", headers=STORED, body="stored")
+    await client.get("/d")
+    seen = await client.get("/d", headers={"Cache-Control": directive})
+    assert seen.status == 200 and seen.body == b"stored"
+    assert seen.cache_status.fwd_status == 304 and seen.cache_status.detail == "revalidated", seen
+    assert origin.count("/d") == 2
+    assert origin.last("/d").headers.get("If-None-Match") == '"v1"'
+
+
+async def test_only_if_cached_with_nothing_stored_is_a_504_without_contacting_the_origin(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/d", headers=STORED, body="stored")
+    seen = await client.get("/d", headers={"Cache-Control": "only-if-cached"})
+    assert seen.status == 504
+    assert seen.cache_status.detail == "only-if-cached"
+    assert origin.count("/d") == 0
+
+    await client.get("/d")
+    hit = await client.get("/d", headers={"Cache-Control": "only-if-cached"})
+    assert hit.status == 200 and hit.cache_status.hit
+    assert origin.count("/d") == 1
+
+
+async def test_request_no_store_is_answered_but_not_stored(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/d", headers=STORED, body="stored")
+    seen = await client.get("/d", headers={"Cache-Control": "no-store"})
+    assert seen.status == 200 and seen.body == b"stored"
+    assert not seen.cache_status.stored and seen.cache_status.detail == "request-no-store", seen
+    after = await client.get("/d")
+    assert not after.cache_status.hit and after.cache_status.stored, after
+    assert origin.count("/d") == 2
+
+
+# ---------------------------------------------------------------- response directives
+
+
+@pytest.mark.parametrize(
+    "headers, reason",
+    [
+        ({"Cache-Control": "private, max-age=60"}, "private"),
+        ({"Cache-Control": "no-store, max-age=60"}, "no-store"),
+        ({"Cache-Control": "max-age=60", "Set-Cookie": "sid=abc; Path=/"}, "set-cookie"),
+    ],
+)
+async def test_response_the_origin_marks_personal_is_not_stored(
+    client: ProxyClient, origin: ProgrammableOrigin, headers: dict[str, str], reason: str
+):
+    origin.set("/p", headers=headers, body="mine")
+    first = await client.get("/p")
+    second = await client.get("/p")
+    assert first.body == second.body == b"mine"
+    assert not first.cache_status.stored and first.cache_status.detail == reason, first
+    assert not second.cache_status.hit
+    assert origin.count("/p") == 2
+    if "Set-Cookie" in headers:
+        assert first.headers["Set-Cookie"] == headers["Set-Cookie"]
+
+
+async def test_response_to_a_request_with_authorization_is_not_stored_by_default(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/auth", headers={"Cache-Control": "max-age=60"}, body="for alice")
+    first = await client.get("/auth", headers={"Authorization": "Bearer alice"})
+    assert first.body == b"for alice" and not first.cache_status.stored
+    assert origin.last("/auth").headers.get("Authorization") == "Bearer alice"
+    # Nobody else may get alice's answer from the cache.
+    anonymous = await client.get("/auth")
+    assert not anonymous.cache_status.hit, anonymous
+    assert origin.count("/auth") == 2
+
+
+@pytest.mark.parametrize("cache_control", ["public, max-age=60", "s-maxage=60"])
+async def test_response_to_a_request_with_authorization_is_stored_when_the_origin_allows(
+    client: ProxyClient, origin: ProgrammableOrigin, cache_control: str
+):
+    # RFC 9111 §3.5: public or s-maxage explicitly allow a shared cache to store it.
+    origin.set("/shared", headers={"Cache-Control": cache_control}, body="same for all")
+    first = await client.get("/shared", headers={"Authorization": "Bearer alice"})
+    assert first.cache_status.stored, first
+    again = await client.get("/shared", headers={"Authorization": "Bearer bob"})
+    assert again.body == b"same for all" and again.cache_status.hit, again
+    assert origin.count("/shared") == 1
+
+
+async def test_s_maxage_wins_over_max_age(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/s", headers={"Cache-Control": "max-age=5, s-maxage=120"}, body="x")
+    seen = await client.get("/s")
+    assert seen.cache_status.ttl in (119, 120), seen
+
+
+async def test_cdn_cache_control_wins_over_cache_control(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set(
+        "/cdn", headers={"Cache-Control": "max-age=5, s-maxage=10", "CDN-Cache-Control": "max-age=300"}, body="x"
+    )
+    seen = await client.get("/cdn")
+    assert seen.cache_status.ttl in (299, 300), seen
+    # The browser still gets the origin's own Cache-Control.
+    assert seen.headers["Cache-Control"] == "max-age=5, s-maxage=10"
+
+
+async def test_cdn_cache_control_no_store_overrides_a_cacheable_cache_control(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    # RFC 9213 §2.1: when CDN-Cache-Control is present, Cache-Control is ignored by this cache.
+    origin.set("/cdn-ns", headers={"Cache-Control": "max-age=300", "CDN-Cache-Control": "no-store"}, body="x")
+    await client.get("/cdn-ns")
+    second = await client.get("/cdn-ns")
+    assert not second.cache_status.hit, second
+    assert origin.count("/cdn-ns") == 2

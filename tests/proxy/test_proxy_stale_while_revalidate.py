@@ -1,0 +1,64 @@
+"""stale-while-revalidate (RFC 5861 §3): serve the stale copy at once, refresh once, behind."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.proxy.harness import ProxyClient, wait_until
+from tests.support.origin import ProgrammableOrigin
+
+
+async def test_stale_copy_is_served_at_once_while_one_background_refresh_runs(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/swr", headers={"Cache-Control": "max-age=1, stale-while-revalidate=30", "ETag": '"v1"'}, body="v1")
+    await client.get("/swr")
+    origin.set(
+        "/swr", headers={"Cache-Control": "max-age=60, stale-while-revalidate=30", "ETag": '"v2"'}, body="v2", delay=0.3
+    )
+    await asyncio.sleep(1.1)
+
+    stale = await asyncio.gather(*(client.get("/swr") for _ in range(20)))
+    for seen in stale:
+        assert seen.status == 200 and seen.body == b"v1", seen
+        assert seen.cache_status.hit and seen.cache_status.detail == "stale-updating", seen
+        assert seen.cache_status.ttl <= 0
+        assert seen.headers["ETag"] == '"v1"'
+
+    await wait_until(lambda: origin.count("/swr") == 2, what="the background refresh reaching the origin")
+    # The refresh is conditional on the stored validator.
+    assert origin.last("/swr").headers.get("If-None-Match") == '"v1"'
+
+    for _ in range(40):  # the refresh lands once the origin's 0.3 s delay is over
+        fresh = await client.get("/swr")
+        if fresh.body != b"v1":
+            break
+        await asyncio.sleep(0.05)
+    assert fresh.body == b"v2" and fresh.headers["ETag"] == '"v2"', fresh
+    assert fresh.cache_status.hit and fresh.cache_status.detail == "l1", fresh
+    assert fresh.cache_status.ttl in (58, 59, 60)
+    # Twenty stale answers, one refresh.
+    assert origin.count("/swr") == 2
+
+
+async def test_past_the_window_the_client_waits_for_the_origin(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/swr-short", headers={"Cache-Control": "max-age=1, stale-while-revalidate=1"}, body="old")
+    await client.get("/swr-short")
+    origin.set("/swr-short", headers={"Cache-Control": "max-age=60"}, body="new")
+    await asyncio.sleep(2.1)
+
+    seen = await client.get("/swr-short")
+    assert seen.body == b"new" and not seen.cache_status.hit, seen
+    assert origin.count("/swr-short") == 2
+
+
+async def test_request_max_age_refuses_a_stale_while_revalidate_answer(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/swr-strict", headers={"Cache-Control": "max-age=1, stale-while-revalidate=30"}, body="old")
+    await client.get("/swr-strict")
+    origin.set("/swr-strict", headers={"Cache-Control": "max-age=60"}, body="new")
+    await asyncio.sleep(1.1)
+    # RFC 9111 §5.2.1.1: the client will not accept a response older than max-age.
+    seen = await client.get("/swr-strict", headers={"Cache-Control": "max-age=0"})
+    assert seen.body == b"new" and not seen.cache_status.hit, seen

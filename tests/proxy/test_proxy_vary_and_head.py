@@ -1,0 +1,81 @@
+"""Variants (RFC 9111 §4.1) and HEAD answered from a stored GET (RFC 9110 §9.3.2)."""
+
+from __future__ import annotations
+
+from tests.proxy.harness import ProxyClient
+from tests.support.origin import ProgrammableOrigin
+
+VARY_LANGUAGE = {"Cache-Control": "max-age=60", "Vary": "Accept-Language"}
+
+
+async def test_each_language_gets_its_own_variant(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/greeting", headers=VARY_LANGUAGE, body="hello")
+    english = await client.get("/greeting", headers={"Accept-Language": "en"})
+    origin.set("/greeting", headers=VARY_LANGUAGE, body="bonjour")
+    french = await client.get("/greeting", headers={"Accept-Language": "fr"})
+
+    assert english.body == b"hello" and english.cache_status.fwd == "uri-miss"
+    assert french.body == b"bonjour" and french.cache_status.fwd == "vary-miss", french
+    assert french.cache_status.stored
+
+    assert (await client.get("/greeting", headers={"Accept-Language": "en"})).body == b"hello"
+    again = await client.get("/greeting", headers={"Accept-Language": "fr"})
+    assert again.body == b"bonjour" and again.cache_status.hit
+    assert again.headers["Vary"] == "Accept-Language"
+    assert origin.count("/greeting") == 2
+
+
+async def test_requests_without_the_varied_header_share_one_variant(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/greeting", headers=VARY_LANGUAGE, body="default")
+    await client.get("/greeting")
+    origin.set("/greeting", headers=VARY_LANGUAGE, body="english")
+    english = await client.get("/greeting", headers={"Accept-Language": "en"})
+    plain = await client.get("/greeting")
+    assert english.body == b"english"
+    assert plain.body == b"default" and plain.cache_status.hit
+    assert origin.count("/greeting") == 2
+
+
+async def test_header_values_that_differ_only_in_case_and_spacing_share_a_variant(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/greeting", headers=VARY_LANGUAGE, body="hi")
+    await client.get("/greeting", headers={"Accept-Language": "en-US,fr"})
+    for spelling in ("en-us, fr", "EN-US ,  FR", "fr, en-US"):
+        seen = await client.get("/greeting", headers={"Accept-Language": spelling})
+        assert seen.cache_status.hit, (spelling, seen)
+    assert origin.count("/greeting") == 1
+
+
+async def test_vary_star_is_never_stored(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/star", headers={"Cache-Control": "max-age=60", "Vary": "*"}, body="x")
+    first = await client.get("/star")
+    second = await client.get("/star")
+    assert first.body == second.body == b"x"
+    assert not first.cache_status.stored and first.cache_status.detail == "vary-star", first
+    assert not second.cache_status.hit
+    assert origin.count("/star") == 2
+
+
+async def test_head_is_answered_from_a_stored_get(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/doc", headers={"Cache-Control": "max-age=60", "ETag": '"d"'}, body=b"d" * 1234)
+    got = await client.get("/doc")
+    head = await client.head("/doc")
+    assert head.status == 200 and head.body == b""
+    assert head.headers["Content-Length"] == got.headers["Content-Length"] == "1234"
+    assert head.headers["ETag"] == '"d"'
+    assert head.cache_status.hit, head
+    assert origin.count("/doc") == 1
+
+
+async def test_head_miss_fills_the_cache_for_a_later_get(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/doc", headers={"Cache-Control": "max-age=60"}, body=b"full body")
+    head = await client.head("/doc")
+    assert head.status == 200 and head.body == b""
+    assert head.headers["Content-Length"] == "9"
+    assert head.cache_status.stored, head
+    assert origin.last("/doc").method == "GET"
+
+    got = await client.get("/doc")
+    assert got.body == b"full body" and got.cache_status.hit, got
+    assert origin.count("/doc") == 1
