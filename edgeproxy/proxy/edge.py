@@ -26,9 +26,10 @@ from edgeproxy.policies.builtin import bypass_reason
 from edgeproxy.policies.keying import RequestKey, request_key
 from edgeproxy.policies.model import OriginSettings, Policy
 from edgeproxy.proxy import hdrs
-from edgeproxy.proxy.collapse import Collapser, Failed, Filled, Uncacheable
+from edgeproxy.proxy.collapse import Collapser, Failed, Filled, Lead, Uncacheable
 from edgeproxy.proxy.hitformiss import HitForMiss
 from edgeproxy.proxy.upstream import Upstream, UpstreamError, UpstreamResponse
+from edgeproxy.storage.locks import FillLock
 from edgeproxy.storage.tiered import Tier
 
 log = logging.getLogger("edgeproxy.edge")
@@ -36,6 +37,10 @@ log = logging.getLogger("edgeproxy.edge")
 # RFC 5861 §4: the origin statuses that count as "an error" for stale-if-error.
 STALE_IF_ERROR_STATUSES = frozenset({500, 502, 503, 504})
 # Response fields a 304 to the client carries (RFC 9110 §15.4.5).
+FLEET_LOCK_MAX = 10.0
+"""Longest a fleet fill lock is held (seconds); it expires by itself if its holder dies."""
+FLEET_WAIT = 2.0
+"""How long a process waits for another process's fill before fetching itself."""
 NOT_MODIFIED_FIELDS = frozenset(
     {"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"}
 )
@@ -84,6 +89,8 @@ class Edge:
         default_origin: OriginSettings,
         bans: BanList,
         max_object_lifetime: float = 86_400.0,
+        fill_lock: FillLock | None = None,
+        fleet_ready: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._policies = policies
@@ -94,6 +101,9 @@ class Edge:
         self.collapser = Collapser()
         self.hit_for_miss = HitForMiss()
         self.max_object_lifetime = max_object_lifetime
+        self.fill_lock = fill_lock
+        self.fleet_ready = fleet_ready
+        """False while Redis is known to be down: skip fleet locks instead of timing out on them."""
         self.clock = clock
         self._refreshing: set[asyncio.Task[None]] = set()
 
@@ -182,8 +192,37 @@ class Edge:
                     return self._origin_failed(inc.head, stale, error, rk)
             return await self._fetch(inc, policy, rk, req_cc, phase, stale, conditional)
         with self.collapser.lead(rk.hash) as lead:
-            reply = await self._fetch(inc, policy, rk, req_cc, phase, stale, conditional, lead=lead)
-            return reply
+            if self.fill_lock is None or not self.fleet_ready():
+                return await self._fetch(inc, policy, rk, req_cc, phase, stale, conditional, lead=lead)
+            return await self._fleet_collapsed_fetch(inc, policy, rk, req_cc, phase, stale, conditional, lead)
+
+    async def _fleet_collapsed_fetch(
+        self,
+        inc: Incoming,
+        policy: Policy,
+        rk: RequestKey,
+        req_cc: Directives,
+        phase: CachePhase,
+        stale: CacheEntry | None,
+        conditional: Headers,
+        lead: Lead,
+    ) -> Reply:
+        """Collapsing across processes and PoPs sharing Redis: one fetches under a short fenced
+        lock, the others wait briefly for it to fill L2, then go to the origin themselves, so
+        a lost lock or a dead Redis can only cost an extra origin request, never a stall."""
+        assert self.fill_lock is not None
+        ttl = policy.origin.read_timeout if policy.origin else self.default_origin.read_timeout
+        token = await self.fill_lock.acquire(rk.hash, int(min(ttl, FLEET_LOCK_MAX) * 1000))
+        if token is None and await self.fill_lock.wait_released(rk.hash, FLEET_WAIT):
+            entry, _, tier = await self._lookup(rk, inc.head)
+            if entry is not None and isinstance(spec.decide_lookup(req_cc, entry, self.clock()), spec.Fresh):
+                lead.resolve(Filled(entry))
+                return self._from_cache(inc.head, entry, CachePhase.HIT, self.clock(), rk, tier=tier, collapsed=True)
+        try:
+            return await self._fetch(inc, policy, rk, req_cc, phase, stale, conditional, lead=lead)
+        finally:
+            if token is not None:
+                await self.fill_lock.release(rk.hash, token)
 
     def _usable_by(self, req: RequestHead, rk: RequestKey, entry: CacheEntry) -> bool:
         """A collapsed waiter may only take the leader's object if it is the same variant."""
@@ -202,7 +241,7 @@ class Edge:
         phase: CachePhase,
         stale: CacheEntry | None,
         conditional: Headers = (),
-        lead: object | None = None,
+        lead: Lead | None = None,
     ) -> Reply:
         req = inc.head
         origin = policy.origin or self.default_origin
@@ -260,7 +299,7 @@ class Edge:
         request_time: float,
         response_time: float,
         origin_time: float,
-        lead: object | None,
+        lead: Lead | None,
     ) -> Reply:
         """§4.3.3/§4.3.4: the origin confirmed our copy; freshen it with the 304's fields."""
         updated_headers = spec.merged_headers(stale, head)
@@ -288,7 +327,7 @@ class Edge:
         phase: CachePhase,
         rk: RequestKey,
         origin_time: float,
-        lead: object | None,
+        lead: Lead | None,
         prefix: bytes = b"",
     ) -> Reply:
         """Relay a response we do not store; waiters are released to fetch on their own."""
@@ -497,9 +536,9 @@ class Edge:
         return tuple(out)
 
     @staticmethod
-    def _resolve(lead: object | None, outcome: Filled | Uncacheable | Failed) -> None:
+    def _resolve(lead: Lead | None, outcome: Filled | Uncacheable | Failed) -> None:
         if lead is not None:
-            lead.resolve(outcome)  # type: ignore[attr-defined]
+            lead.resolve(outcome)
 
     async def close(self) -> None:
         for task in list(self._refreshing):

@@ -16,12 +16,13 @@ from edgeproxy.accesslog import AccessLog
 from edgeproxy.admin.app import make_admin_app
 from edgeproxy.admin.auth import check_admin_bind
 from edgeproxy.admin.stats import LiveStats
-from edgeproxy.cache.bans import BanList
+from edgeproxy.cache.bans import Ban, BanList
 from edgeproxy.metrics import ProxyMetrics, StoreSample
 from edgeproxy.policies.model import OriginSettings
 from edgeproxy.policies.reload import PolicyHolder, ReloadResult
 from edgeproxy.proxy.control import EdgeControl
 from edgeproxy.proxy.edge import Edge
+from edgeproxy.proxy.fleet import FleetLink
 from edgeproxy.proxy.observe import Observer
 from edgeproxy.proxy.server import ServerLimits, make_handler, make_server
 from edgeproxy.proxy.upstream import Upstream
@@ -66,9 +67,12 @@ class ProxyRuntime:
         self.l1 = MemoryStore(config.cache_size)
         self.upstream = Upstream()
         self.bans = BanList(config.max_object_lifetime)
+        self.fleet = FleetLink(config.redis, max_object_lifetime=config.max_object_lifetime) if config.redis else None
         self.edge = Edge(
             policies=lambda: self.policies.current,
-            store=TieredStore(self.l1, NullStore()),
+            store=TieredStore(self.l1, self.fleet.store if self.fleet else NullStore()),
+            fill_lock=self.fleet.fill_lock if self.fleet else None,
+            fleet_ready=self.fleet.available if self.fleet else lambda: False,
             upstream=self.upstream,
             default_origin=OriginSettings(
                 config.origin,
@@ -87,6 +91,7 @@ class ProxyRuntime:
             policies=self.policies,
             metrics=self.metrics,
             stats=self.stats,
+            publish=self.fleet.publish if self.fleet else None,
             extra_stats=self._extra_stats,
             health_checks=self._health_checks,
         )
@@ -127,6 +132,10 @@ class ProxyRuntime:
         self.metrics.set_policy_version(self.policies.current.version)
         if self.access_log is not None:
             self.access_log.start()
+        if self.fleet is not None:
+            self.fleet.on("purge", lambda payload: self.control.apply_ban(Ban.from_json(payload)))
+            self.fleet.on("policy-reload", lambda payload: self._on_reload(self.policies.reload()))
+            await self.fleet.start(on_gap=self.l1.clear_nowait, apply_ban=self.control.apply_ban)
         if self.config.admin is not None:
             await self._start_admin(*self.config.admin)
         log.info("edgeproxy listening on %s (origin %s)", self.url, self.config.origin)
@@ -145,12 +154,14 @@ class ProxyRuntime:
 
     def _extra_stats(self) -> dict[str, object]:
         extra: dict[str, object] = {"l1": self.l1.stats(), "bans": len(self.bans), "workers": 1}
+        if self.fleet is not None:
+            extra["redis"] = {"state": self.fleet.state(), **self.fleet.store.stats()}
         if self.access_log is not None:
             extra["accesslog_dropped"] = self.access_log.dropped
         return extra
 
     def _health_checks(self) -> dict[str, str]:
-        return {"redis": "none"}
+        return {"redis": self.fleet.state() if self.fleet else "none"}
 
     def request_reload(self) -> None:
         """SIGHUP: reload policies through the same path as the admin API (fleet announcement
@@ -184,6 +195,8 @@ class ProxyRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.edge.close()
         await self.upstream.close()
+        if self.fleet is not None:
+            await self.fleet.close()
         await self.edge.store.close()
         if self.access_log is not None:
             await self.access_log.close()

@@ -1,0 +1,83 @@
+"""This process's link to the fleet through Redis: the shared L2 tier, the bus that carries
+purges / policy reloads / model rollouts, and the cross-process fill lock.
+
+Redis is optional and never on the failure path: every piece here degrades to "this process
+alone" (L1 + origin) while Redis is down and recovers by itself when it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from edgeproxy.cache.bans import Ban
+from edgeproxy.storage.breaker import BreakerState
+from edgeproxy.storage.bus import FleetBus, Message, OwnMessages
+from edgeproxy.storage.locks import FillLock
+from edgeproxy.storage.redis import RedisStore
+from edgeproxy.storage.redisconn import connect_subscriber
+
+log = logging.getLogger("edgeproxy.fleet")
+
+BUS_LOG_SIZE = 10_000
+"""Bus messages kept for processes that start or reconnect later."""
+
+
+class FleetLink:
+    def __init__(self, url: str, *, namespace: str = "ep", max_object_lifetime: float = 86_400.0) -> None:
+        self.store = RedisStore(url, namespace=namespace)
+        # Bans must outlive every object they may apply to, or a process starting later could
+        # serve a purged object from L2: the bus log lives as long as objects may.
+        self.bus = FleetBus(
+            self.store.client,
+            namespace,
+            subscriber=connect_subscriber(url, timeout=0.5),
+            log_size=BUS_LOG_SIZE,
+            log_ttl=max_object_lifetime,
+        )
+        self.fill_lock = FillLock(self.store.client, namespace)
+        self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None] | None]] = {}
+        self._on_gap: Callable[[], Awaitable[None] | None] | None = None
+
+    def available(self) -> bool:
+        """False while the circuit breaker holds Redis for dead."""
+        return self.store.breaker.state is not BreakerState.OPEN
+
+    def state(self) -> str:
+        return {"closed": "up", "half-open": "recovering", "open": "down"}[self.store.breaker.state.value]
+
+    def on(self, kind: str, handler: Callable[[dict[str, Any]], Awaitable[None] | None]) -> None:
+        self._handlers[kind] = handler
+
+    async def start(self, *, on_gap: Callable[[], Awaitable[None] | None], apply_ban: Callable[[Ban], None]) -> None:
+        """Catch up with the purges already issued, then follow the bus."""
+        self._on_gap = on_gap
+        try:
+            for message in await self.bus.recent("purge"):
+                apply_ban(Ban.from_json(message.payload))
+        except Exception as exc:  # Redis down at start: serve L1 + origin; the gap handler catches up
+            log.warning("could not read recent purges from the fleet bus: %s", exc)
+        await self.bus.subscribe(self._dispatch, on_gap=self._gap, own=OwnMessages.IGNORE)
+
+    async def _gap(self) -> None:
+        log.warning("missed fleet messages while disconnected: dropping L1 and replaying the bus log")
+        if self._on_gap is not None:
+            result = self._on_gap()
+            if result is not None:
+                await result
+
+    async def _dispatch(self, message: Message) -> None:
+        handler = self._handlers.get(message.kind)
+        if handler is None:
+            log.warning("ignoring fleet message of unknown kind %r", message.kind)
+            return
+        result = handler(message.payload)
+        if result is not None:
+            await result
+
+    async def publish(self, kind: str, payload: dict[str, Any]) -> int:
+        return await self.bus.publish(kind, payload)
+
+    async def close(self) -> None:
+        await self.bus.close()
