@@ -186,6 +186,8 @@ class ProxyRuntime:
         """Stop accepting, let requests in flight finish (up to ``drain_timeout``), then close."""
         if self._server is not None:
             self._server.close()
+            # Idle keep-alive connections close at once; only requests in flight are drained.
+            self._web_server.pre_shutdown()
             await self._web_server.shutdown(drain_timeout)
             await self._server.wait_closed()
         if self._admin is not None:
