@@ -1,0 +1,65 @@
+"""RFC 9111 §4.1 Vary: names, normalization, absent versus empty."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgeproxy.cache.message import RequestHead
+from edgeproxy.cache.vary import ABSENT, normalize, selecting_headers, vary_names
+
+from .factories import make_request
+
+
+@pytest.mark.parametrize(
+    ("value", "names"),
+    [
+        (None, ()),
+        ("", ()),
+        ("Accept-Encoding", ("accept-encoding",)),
+        ("Foo, bar ,FOO", ("bar", "foo")),
+        ("*", None),
+        ("*, *", None),
+        (", *", None),
+        ("Foo, *", None),
+    ],
+    ids=["absent", "empty", "one", "sorted-deduplicated-lowercased", "star", "star-star", "empty-star",
+         "name-star"],
+)
+def test_vary_names(value: str | None, names: tuple[str, ...] | None) -> None:
+    assert vary_names(value) == names
+
+
+@pytest.mark.parametrize(
+    ("name", "a", "b"),
+    [
+        ("accept-language", "en, de", "de, en"),
+        ("accept-language", "en, de", "eN, De"),
+        ("accept-language", "en, de", " en ,   de"),
+        ("accept-encoding", "gzip, br", "br,gzip"),
+        ("foo", "1,2", " 1, 2 "),
+        ("foo", "a  b", "a b"),
+    ],
+    ids=["lang-order", "lang-case", "lang-space", "encoding-order", "list-space", "inner-whitespace"],
+)
+def test_equivalent_values_select_the_same_variant(name: str, a: str, b: str) -> None:
+    """§4.1: a cache MAY normalize whitespace and combine field lines before matching."""
+    assert normalize(name, a) == normalize(name, b)
+
+
+@pytest.mark.parametrize(
+    ("name", "a", "b"),
+    [("foo", "1", "2"), ("foo", "1", None), ("foo", "", None), ("user-agent", "A", "a"),
+     ("accept-encoding", "gzip;q=0", "gzip")],
+    ids=["different", "present-vs-absent", "empty-vs-absent", "case-kept-for-other-fields", "qvalues-kept"],
+)
+def test_different_values_select_different_variants(name: str, a: str | None, b: str | None) -> None:
+    """§4.1: an absent field only matches another absent field."""
+    assert normalize(name, a) != normalize(name, b)
+
+
+def test_selecting_headers_combines_field_lines() -> None:
+    """§4.1: "combining multiple header field lines" — two lines equal one combined line."""
+    combined = make_request(foo="1, 2")
+    split = RequestHead("GET", "example.com", "/r", (("foo", "1"), ("foo", "2")))
+    assert selecting_headers(("foo",), combined) == selecting_headers(("foo",), split) == (("foo", "1,2"),)
+    assert selecting_headers(("bar",), combined) == (("bar", ABSENT),)
