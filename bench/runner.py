@@ -278,7 +278,7 @@ def _drive_wrk(
     threads = max(1, min(config.processes, config.connections))
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script = Path(tmp) / "workload.lua"
-        script.write_text(wrk.render_script(config.scenario.workload, config.seed))
+        script.write_text(wrk.render_script(config.scenario.workload, config.seed, config.max_requests))
         env = dict(os.environ)
         if config.max_requests is not None:
             env["BENCH_MAX_PER_THREAD"] = str(max(1, config.max_requests // threads))

@@ -119,15 +119,16 @@ def _lua_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_script(workload: Workload, seed: int) -> str:
-    """The Lua script for ``workload``: its request list, or a unique-URL prefix for ``unique``."""
+def render_script(workload: Workload, seed: int, max_requests: int | None = None) -> str:
+    """The Lua script for ``workload``: its request list (no longer than a bounded run needs),
+    or a unique-URL prefix for ``unique``."""
     if workload.kind == "unique":
         request_lines = ""
         unique_prefix = _lua_string(blob_path(workload.blob_size, ""))
     else:
         request_lines = "\n".join(
             "\t".join((req.path, *(f"{k}: {v}" for k, v in req.headers)))
-            for req in itertools.islice(workload.stream(seed, 0), REQUEST_LIST)
+            for req in itertools.islice(workload.stream(seed, 0), min(REQUEST_LIST, max_requests or REQUEST_LIST))
         )
         unique_prefix = "nil"
     grid = ", ".join(f"{p:g}" for p in PERCENTILE_GRID)
