@@ -65,6 +65,8 @@ class EdgeControl:
         self._health_checks = health_checks
         self._models = models
         self._clock = clock
+        self.stats_source: Callable[[float], dict[str, Any]] = stats.snapshot
+        """What ``/stats`` reports: this worker's window, or (multi-worker) the merged fleet view."""
 
     def apply_ban(self, ban: Ban) -> None:
         """Record a ban here (from this admin API or from a fleet message)."""
@@ -113,7 +115,7 @@ class EdgeControl:
         return await self._models(command)
 
     def stats(self) -> Mapping[str, Any]:
-        snapshot = self._stats.snapshot(self._clock())
+        snapshot = self.stats_source(self._clock())
         snapshot["policy"] = {"version": self.policies.current.version}
         snapshot.update(self._extra_stats())
         return snapshot

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,13 +18,15 @@ from edgeproxy.accesslog import AccessLog
 from edgeproxy.admin.app import make_admin_app
 from edgeproxy.admin.auth import check_admin_bind
 from edgeproxy.admin.stats import LiveStats
+from edgeproxy.admin.statsboard import StatsBoard
 from edgeproxy.cache.bans import Ban, BanList
-from edgeproxy.metrics import ProxyMetrics, StoreSample
+from edgeproxy.metrics import MULTIPROC_ENV, ProxyMetrics, StoreSample
 from edgeproxy.policies.model import OriginSettings
 from edgeproxy.policies.reload import PolicyHolder, ReloadResult
 from edgeproxy.proxy.control import EdgeControl
 from edgeproxy.proxy.edge import Edge
 from edgeproxy.proxy.fleet import FleetLink
+from edgeproxy.proxy.localbus import LocalBus
 from edgeproxy.proxy.observe import Observer
 from edgeproxy.proxy.server import ServerLimits, make_handler, make_server
 from edgeproxy.proxy.upstream import Upstream
@@ -56,18 +60,21 @@ class ProxyConfig:
     access_log: str | None = None
     """Path of the JSON access log, ``-`` for stdout, None for none."""
     access_log_sample: float = 1.0
+    workers: int = 1
+    """How many worker processes share the port (reported in /stats)."""
 
 
 class ProxyRuntime:
     """One running proxy: its Edge, listening socket and background tasks."""
 
-    def __init__(self, config: ProxyConfig) -> None:
+    def __init__(self, config: ProxyConfig, *, local_bus: LocalBus | None = None) -> None:
         self.config = config
         self.policies = PolicyHolder(config.policies)
         self.l1 = MemoryStore(config.cache_size)
         self.upstream = Upstream()
         self.bans = BanList(config.max_object_lifetime)
         self.fleet = FleetLink(config.redis, max_object_lifetime=config.max_object_lifetime) if config.redis else None
+        self.bus: FleetLink | LocalBus | None = self.fleet or local_bus
         self.edge = Edge(
             policies=lambda: self.policies.current,
             store=TieredStore(self.l1, self.fleet.store if self.fleet else NullStore()),
@@ -91,7 +98,7 @@ class ProxyRuntime:
             policies=self.policies,
             metrics=self.metrics,
             stats=self.stats,
-            publish=self.fleet.publish if self.fleet else None,
+            publish=self.bus.publish if self.bus else None,
             extra_stats=self._extra_stats,
             health_checks=self._health_checks,
         )
@@ -132,10 +139,18 @@ class ProxyRuntime:
         self.metrics.set_policy_version(self.policies.current.version)
         if self.access_log is not None:
             self.access_log.start()
+        if self.bus is not None:
+            self.bus.on("purge", lambda payload: self.control.apply_ban(Ban.from_json(payload)))
+            self.bus.on("policy-reload", lambda payload: self._on_reload(self.policies.reload()))
         if self.fleet is not None:
-            self.fleet.on("purge", lambda payload: self.control.apply_ban(Ban.from_json(payload)))
-            self.fleet.on("policy-reload", lambda payload: self._on_reload(self.policies.reload()))
             await self.fleet.start(on_gap=self.l1.clear_nowait, apply_ban=self.control.apply_ban)
+        elif isinstance(self.bus, LocalBus):
+            self.bus.start()
+        multiproc_dir = os.environ.get(MULTIPROC_ENV)
+        if multiproc_dir:
+            board = StatsBoard(multiproc_dir)
+            self.control.stats_source = lambda now: board.fleet_snapshot(self.stats, now)
+            self._tasks.append(loop.create_task(board.publish_forever(self.stats, time.time)))
         if self.config.admin is not None:
             await self._start_admin(*self.config.admin)
         log.info("edgeproxy listening on %s (origin %s)", self.url, self.config.origin)
@@ -153,7 +168,7 @@ class ProxyRuntime:
         return StoreSample(bytes=stats["bytes"], objects=stats["objects"], evictions=stats["evictions"])
 
     def _extra_stats(self) -> dict[str, object]:
-        extra: dict[str, object] = {"l1": self.l1.stats(), "bans": len(self.bans), "workers": 1}
+        extra: dict[str, object] = {"l1": self.l1.stats(), "bans": len(self.bans), "workers": self.config.workers}
         if self.fleet is not None:
             extra["redis"] = {"state": self.fleet.state(), **self.fleet.store.stats()}
         if self.access_log is not None:
@@ -197,8 +212,8 @@ class ProxyRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.edge.close()
         await self.upstream.close()
-        if self.fleet is not None:
-            await self.fleet.close()
+        if self.bus is not None:
+            await self.bus.close()
         await self.edge.store.close()
         if self.access_log is not None:
             await self.access_log.close()

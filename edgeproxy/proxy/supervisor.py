@@ -7,12 +7,17 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import time
 from dataclasses import replace
+from multiprocessing.connection import Connection
 
 import uvloop
 
+from edgeproxy.metrics import enable_multiprocess, mark_worker_dead
+from edgeproxy.proxy.localbus import LocalBus, Relay
 from edgeproxy.proxy.runtime import ProxyConfig, ProxyRuntime
 
 log = logging.getLogger("edgeproxy.supervisor")
@@ -21,8 +26,8 @@ DRAIN_SECONDS = 10.0
 RESTART_BACKOFF = 1.0
 
 
-async def _run_worker(config: ProxyConfig) -> None:
-    runtime = ProxyRuntime(config)
+async def _run_worker(config: ProxyConfig, bus_conn: Connection | None) -> None:
+    runtime = ProxyRuntime(config, local_bus=LocalBus(bus_conn) if bus_conn is not None else None)
     await runtime.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -34,9 +39,9 @@ async def _run_worker(config: ProxyConfig) -> None:
     await runtime.stop(drain_timeout=DRAIN_SECONDS)
 
 
-def run_worker(config: ProxyConfig) -> None:
+def run_worker(config: ProxyConfig, bus_conn: Connection | None = None) -> None:
     """Run one proxy process on uvloop until SIGTERM/SIGINT."""
-    uvloop.run(_run_worker(config))
+    uvloop.run(_run_worker(config, bus_conn))
 
 
 def serve(config: ProxyConfig, *, workers: int = 1) -> int:
@@ -45,7 +50,7 @@ def serve(config: ProxyConfig, *, workers: int = 1) -> int:
         return 0
     if config.port == 0:
         raise SystemExit("--workers > 1 needs an explicit port: each worker binds it with SO_REUSEPORT")
-    return Supervisor(replace(config, reuse_port=True), workers).run()
+    return Supervisor(replace(config, reuse_port=True, workers=workers), workers).run()
 
 
 class Supervisor:
@@ -57,10 +62,18 @@ class Supervisor:
         self._ctx = multiprocessing.get_context("fork")
         self._procs: list[multiprocessing.process.BaseProcess] = []
         self._stopping = False
+        # Without Redis, workers relay purges and reloads to each other through this process.
+        self._relay = Relay() if config.redis is None else None
 
-    def _spawn(self) -> multiprocessing.process.BaseProcess:
-        proc = self._ctx.Process(target=run_worker, args=(self.config,), daemon=False)
+    def _spawn(self, slot: int) -> multiprocessing.process.BaseProcess:
+        child_conn = None
+        if self._relay is not None:
+            parent_conn, child_conn = self._ctx.Pipe()
+            self._relay.attach(slot, parent_conn)
+        proc = self._ctx.Process(target=run_worker, args=(self.config, child_conn), daemon=False)
         proc.start()
+        if child_conn is not None:
+            child_conn.close()
         log.info("worker %d started", proc.pid)
         return proc
 
@@ -77,18 +90,27 @@ class Supervisor:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, lambda signum, _frame: self._signal_all(signal.SIGHUP))
-        self._procs = [self._spawn() for _ in range(self.workers)]
+        # Metrics of all workers are summed at scrape time (prometheus multiprocess mode).
+        metrics_dir = tempfile.mkdtemp(prefix="edgeproxy-metrics-")
+        enable_multiprocess(metrics_dir)
+        if self._relay is not None:
+            self._relay.start()
+        self._procs = [self._spawn(slot) for slot in range(self.workers)]
         while not self._stopping:
             time.sleep(0.2)
-            for i, proc in enumerate(self._procs):
+            for slot, proc in enumerate(self._procs):
                 if not proc.is_alive() and not self._stopping:
                     log.warning("worker %s exited with %s; restarting", proc.pid, proc.exitcode)
+                    mark_worker_dead(proc.pid)
                     time.sleep(RESTART_BACKOFF)
-                    self._procs[i] = self._spawn()
+                    self._procs[slot] = self._spawn(slot)
         deadline = time.monotonic() + DRAIN_SECONDS + 2
         for proc in self._procs:
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.kill()
                 proc.join()
+        if self._relay is not None:
+            self._relay.stop()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
         return 0
