@@ -7,6 +7,7 @@ so stores need no secondary indexes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from edgeproxy.cache.entry import StoredObject
@@ -27,6 +28,11 @@ class Store(Protocol):
 
     async def put(self, key: bytes, obj: StoredObject, ttl: float) -> None:
         """Store ``obj``; the backend may drop it after ``ttl`` seconds (freshness + stale windows)."""
+        ...
+
+    async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]]) -> None:
+        """``put`` each (key, object, ttl) together, e.g. a VaryIndex and its first variant: one
+        round trip to a remote backend instead of one per object."""
         ...
 
     async def delete(self, key: bytes) -> None:

@@ -177,20 +177,24 @@ class FleetBus:
         *,
         on_gap: GapHandler | None = None,
         own: OwnMessages = OwnMessages.DELIVER,
+        since_generation: int | None = None,
         wait: float = 1.0,
     ) -> BusState:
         """Start handling messages in a background task that reconnects by itself.
 
-        Handling starts at the generation current when the first subscription succeeds (use
-        :meth:`recent` for history). Waits up to ``wait`` seconds for that first subscription,
-        so startup neither blocks on a dead Redis nor races the first publish.
+        With ``since_generation`` (0 for the whole log), logged messages newer than it are
+        handled first and live ones follow with nothing lost in between: what a starting process
+        uses to catch up with purges issued before it existed. Without it, handling starts at the
+        generation current when the first subscription succeeds. Waits up to ``wait`` seconds for
+        that first subscription, so startup neither blocks on a dead Redis nor races a publish.
         """
         if self._subscriber is None:
             raise ValueError(
                 "a Redis Cluster client cannot subscribe: pass subscriber=connect_subscriber(url, timeout=...)")
         if self._task is not None:
             raise RuntimeError("this FleetBus already has a subscription; create one bus per handler")
-        self._task = asyncio.create_task(self._listen(self._subscriber, handler, on_gap, own), name="fleet-bus")
+        self._task = asyncio.create_task(
+            self._listen(self._subscriber, handler, on_gap, own, since_generation), name="fleet-bus")
         try:
             async with asyncio.timeout(wait):
                 await self._connected.wait()
@@ -211,7 +215,9 @@ class FleetBus:
                 pass
             self._task = None
 
-    async def _listen(self, subscriber: Redis, handler: Handler, on_gap: GapHandler | None, own: OwnMessages) -> None:
+    async def _listen(
+        self, subscriber: Redis, handler: Handler, on_gap: GapHandler | None, own: OwnMessages, since: int | None
+    ) -> None:
         backoff = RECONNECT_MIN
         first = True
         while True:
@@ -221,10 +227,11 @@ class FleetBus:
                     await pubsub.subscribe(self.channel)
                     current = int(await self._client.get(self._generation_key) or 0)
                 if first:
-                    self.generation = current
                     first = False
+                    self.generation = current if since is None else since
+                    await self._catch_up(current, handler, on_gap, own, gap=False)
                 else:
-                    await self._catch_up(current, handler, on_gap, own)
+                    await self._catch_up(current, handler, on_gap, own, gap=True)
                 self._connected.set()
                 backoff = RECONNECT_MIN
                 await self._receive(pubsub, handler, on_gap, own)
@@ -252,12 +259,15 @@ class FleetBus:
                 # A jump in the live stream: pub/sub dropped something; the log has it.
                 async with asyncio.timeout(self._timeout):
                     current = int(await self._client.get(self._generation_key) or 0)
-                await self._catch_up(max(current, message.generation), handler, on_gap, own)
+                await self._catch_up(max(current, message.generation), handler, on_gap, own, gap=True)
             elif message.generation == self.generation + 1:
                 await self._deliver(message, handler, own)
 
-    async def _catch_up(self, current: int, handler: Handler, on_gap: GapHandler | None, own: OwnMessages) -> None:
-        """Handle what was published while we were not listening, after telling ``on_gap``."""
+    async def _catch_up(
+        self, current: int, handler: Handler, on_gap: GapHandler | None, own: OwnMessages, *, gap: bool
+    ) -> None:
+        """Handle what was published while we were not listening; for a ``gap`` (not the start
+        of the subscription) tell ``on_gap`` first."""
         lost = current < self.generation
         if lost:
             # The counter went backwards: Redis lost its data (restart without persistence),
@@ -265,9 +275,10 @@ class FleetBus:
             self.generation = 0
         elif current == self.generation:
             return
-        self.counts["gaps"] += 1
-        if on_gap is not None:
-            await self._guarded(on_gap)
+        if gap:
+            self.counts["gaps"] += 1
+            if on_gap is not None:
+                await self._guarded(on_gap)
         for message in await self._read_log():
             if message.generation <= self.generation:
                 continue

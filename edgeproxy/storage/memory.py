@@ -7,7 +7,7 @@ never asked for again simply ages out through S3-FIFO like any cold object.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from edgeproxy.cache.entry import CacheEntry, Headers, StoredObject
@@ -87,6 +87,10 @@ class MemoryStore:
 
     async def put(self, key: bytes, obj: StoredObject, ttl: float) -> None:
         self.put_nowait(key, obj, ttl)
+
+    async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]]) -> None:
+        for key, obj, ttl in items:
+            self.put_nowait(key, obj, ttl)
 
     async def delete(self, key: bytes) -> None:
         self.delete_nowait(key)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from edgeproxy.cache.entry import StoredObject
 
 
@@ -12,6 +14,9 @@ class NullStore:
         return None
 
     async def put(self, key: bytes, obj: StoredObject, ttl: float) -> None:
+        return None
+
+    async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]]) -> None:
         return None
 
     async def delete(self, key: bytes) -> None:

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from redis.exceptions import ResponseError
@@ -39,6 +39,10 @@ class CallOutcome(enum.Enum):
     """The circuit breaker is open: Redis was not called."""
     TIMEOUT = "timeout"
     ERROR = "error"
+
+
+def _ttl_ms(ttl: float) -> int:
+    return math.ceil(ttl * 1000)
 
 
 class RedisStore:
@@ -85,12 +89,24 @@ class RedisStore:
 
     async def put(self, key: bytes, obj: StoredObject, ttl: float) -> None:
         """SET with PX = ``ttl`` rounded up to whole milliseconds (Redis's expiry resolution)."""
-        ttl_ms = math.ceil(ttl * 1000)
+        ttl_ms = _ttl_ms(ttl)
         if ttl_ms <= 0:
             await self.delete(key)
             return
         outcome, _ = await self._call(self.client.set, self.redis_key(key), encode(obj), px=ttl_ms)
         self._counts["writes" if outcome is CallOutcome.OK else "dropped_writes"] += 1
+
+    async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]]) -> None:
+        """One pipeline (not a transaction: on a cluster the keys may live on different nodes)."""
+        pipe = self.client.pipeline(transaction=False)
+        for key, obj, ttl in items:
+            ttl_ms = _ttl_ms(ttl)
+            if ttl_ms > 0:
+                pipe.set(self.redis_key(key), encode(obj), px=ttl_ms)
+            else:
+                pipe.unlink(self.redis_key(key))
+        outcome, _ = await self._call(pipe.execute)
+        self._counts["writes" if outcome is CallOutcome.OK else "dropped_writes"] += len(items)
 
     async def delete(self, key: bytes) -> None:
         await self._call(self.client.unlink, self.redis_key(key))

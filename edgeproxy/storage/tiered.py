@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from edgeproxy.cache.entry import CacheEntry, StoredObject
 from edgeproxy.storage.base import Store
@@ -69,6 +69,11 @@ class TieredStore:
     async def put(self, key: bytes, obj: StoredObject, ttl: float) -> None:
         self.l1.put_nowait(key, obj, ttl)
         await self.l2.put(key, obj, ttl)
+
+    async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]]) -> None:
+        for key, obj, ttl in items:
+            self.l1.put_nowait(key, obj, ttl)
+        await self.l2.put_many(items)
 
     async def delete(self, key: bytes) -> None:
         self.l1.delete_nowait(key)

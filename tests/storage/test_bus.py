@@ -82,6 +82,20 @@ async def test_own_messages_are_handled_or_ignored_as_asked(
     assert [m.payload["mine"] for m in inbox.messages] == [True] * delivered + [False]
 
 
+async def test_a_starting_process_can_catch_up_from_the_log_then_follow_live(
+    buses: tuple[FleetBus, FleetBus],
+) -> None:
+    a, b = buses
+    before = [await b.publish("purge", {"n": n}) for n in range(2)]
+    inbox = Inbox()
+    await a.subscribe(inbox.handle, on_gap=inbox.gap, since_generation=0)
+    await b.publish("purge", {"n": 2})
+    await eventually(lambda: len(inbox.messages) == 3)
+    assert [m.payload["n"] for m in inbox.messages] == [0, 1, 2]
+    assert inbox.messages[0].generation == before[0]
+    assert inbox.gaps == 0 and a.counts["gaps"] == 0
+
+
 async def test_late_joiners_read_the_capped_log(redis_url: str, redis_namespace: str) -> None:
     client = connect(redis_url, timeout=0.5)
     bus = FleetBus(client, redis_namespace, log_size=3)

@@ -20,8 +20,9 @@ async def test_store_spreads_keys_over_the_masters_and_clears_them_all(redis_clu
     store = RedisStore(redis_cluster, namespace=redis_namespace, timeout=TIMEOUT)
     try:
         keys = [i.to_bytes(4, "big") for i in range(60)]
-        for key in keys:
+        for key in keys[:30]:
             await store.put(key, make_entry(), ttl=30)
+        await store.put_many([(key, make_entry(), 30) for key in keys[30:]])  # one pipeline, all nodes
         assert all([await store.get(key) == make_entry() for key in keys])
         masters = {(await store.client.get_nodes_from_slot("GET", store.redis_key(k)))[0].name for k in keys}
         assert len(masters) == 3

@@ -86,10 +86,9 @@ def test_byte_bound_holds_and_evictions_are_counted() -> None:
     assert stats["objects"] == len(store) > 0
 
 
-async def test_delete_and_clear() -> None:
+async def test_put_many_delete_and_clear() -> None:
     store = MemoryStore(1 << 20, clock=Clock())
-    await store.put(b"a", make_entry(), 10)
-    await store.put(b"b", make_entry(), 10)
+    await store.put_many([(b"a", make_entry(), 10), (b"b", make_entry(), 10)])
     await store.delete(b"a")
     assert await store.get(b"a") is None
     await store.clear()

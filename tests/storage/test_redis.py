@@ -68,6 +68,16 @@ async def test_redis_ttl_is_the_put_ttl_rounded_up_to_milliseconds(store: RedisS
     assert 12_000 < pttl <= 12_346
 
 
+async def test_put_many_writes_an_index_and_its_variant_together(store: RedisStore) -> None:
+    await store.put(b"gone", make_entry(), ttl=30)
+    await store.put_many([(b"index", make_vary_index(), 60), (b"variant", make_entry(), 20), (b"gone", make_entry(), 0)])
+    assert await store.get(b"index") == make_vary_index()
+    assert await store.get(b"variant") == make_entry()
+    assert await store.get(b"gone") is None
+    assert 19_000 < await store.client.pttl(store.redis_key(b"variant")) <= 20_000
+    assert store.stats()["writes"] == 1 + 3
+
+
 async def test_a_non_positive_ttl_deletes_the_older_copy(store: RedisStore) -> None:
     await store.put(b"k", make_entry(), ttl=30)
     await store.put(b"k", make_entry(), ttl=0)
@@ -116,11 +126,12 @@ async def test_dead_redis_is_a_fast_miss_and_opens_the_breaker(own_redis: RedisS
         results = [await store.get(b"k") for _ in range(10)]
         elapsed = time.monotonic() - started
         await store.put(b"k", make_entry(), ttl=30)
+        await store.put_many([(b"k", make_entry(), 30), (b"j", make_entry(), 30)])
         assert results == [None] * 10
         assert elapsed < 3 * FAILURE_TIMEOUT + SLACK  # only the first three ever reached the network
         stats = store.stats()
         assert stats["timeouts"] + stats["errors"] == 3
-        assert (stats["rejected"], stats["dropped_writes"], stats["breaker"]) == (8, 1, "open")
+        assert (stats["rejected"], stats["dropped_writes"], stats["breaker"]) == (9, 3, "open")
         assert await store.ping() is None
     finally:
         await store.close()

@@ -76,7 +76,8 @@ async def test_put_delete_and_clear_reach_both_tiers(l2: RedisStore) -> None:
     clock = Clock(1010.0)
     tiered = TieredStore(MemoryStore(1 << 20, clock=clock), l2, clock=clock)
     await tiered.put(b"a", make_entry(), ttl=50)
-    await tiered.put(b"b", make_entry(), ttl=50)
+    await tiered.put_many([(b"b", make_entry(), 50), (b"c", make_vary_index(), 50)])
+    assert tiered.l1.get_nowait(b"c") == make_vary_index() == await l2.get(b"c")
     assert tiered.l1.get_nowait(b"a") is not None and await l2.get(b"a") is not None
     await tiered.delete(b"a")
     assert await tiered.get_with_tier(b"a") == (None, Tier.NONE)
