@@ -103,9 +103,7 @@ class ProxyClient:
     session: aiohttp.ClientSession
     base_url: str
 
-    async def request(
-        self, method: str, target: str, *, headers: HeaderInput = (), data: bytes | None = None
-    ) -> Seen:
+    async def request(self, method: str, target: str, *, headers: HeaderInput = (), data: bytes | None = None) -> Seen:
         pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
         url = URL(self.base_url + target, encoded=True)
         async with self.session.request(method, url, headers=pairs, data=data, allow_redirects=False) as response:
@@ -178,7 +176,7 @@ class RawOrigin:
             self.requests += 1
             writer.write(self.response)
             await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()

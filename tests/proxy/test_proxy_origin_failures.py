@@ -46,9 +46,7 @@ async def _get_allowing_abort(client: ProxyClient, target: str) -> int | None:
     return seen.status
 
 
-async def test_truncated_origin_body_is_never_stored_or_delivered_as_complete(
-    start_proxy: StartProxy
-):
+async def test_truncated_origin_body_is_never_stored_or_delivered_as_complete(start_proxy: StartProxy):
     raw = RawOrigin(TRUNCATED)
     async with raw.serving() as url, start_proxy(url) as proxy, proxy_client(proxy.url) as client:
         # RFC 9111 §3.3: an incomplete response is not stored as complete; the client sees an
@@ -58,9 +56,7 @@ async def test_truncated_origin_body_is_never_stored_or_delivered_as_complete(
         assert raw.requests == 2
 
 
-async def test_truncated_body_of_a_streamed_response_aborts_the_client(
-    start_proxy: StartProxy, tmp_path: Path
-):
+async def test_truncated_body_of_a_streamed_response_aborts_the_client(start_proxy: StartProxy, tmp_path: Path):
     # A body above max_object_size is relayed as it arrives, so its status is already sent
     # when the origin breaks: the client must see the connection cut, not a short success.
     (tmp_path / "small.yaml").write_text(SMALL_OBJECTS_POLICY)
@@ -84,9 +80,7 @@ async def test_truncated_body_of_a_streamed_response_aborts_the_client(
         assert raw.requests == 2
 
 
-async def test_connection_refused_is_a_502_with_a_short_text_body(
-    start_proxy: StartProxy
-):
+async def test_connection_refused_is_a_502_with_a_short_text_body(start_proxy: StartProxy):
     async with start_proxy(unused_url()) as proxy, proxy_client(proxy.url) as client:
         seen = await client.get("/anything")
     assert seen.status == 502
@@ -96,9 +90,7 @@ async def test_connection_refused_is_a_502_with_a_short_text_body(
     assert "no-store" in seen.headers["Cache-Control"]
 
 
-async def test_origin_timeout_is_a_504(
-    start_proxy: StartProxy, origin: ProgrammableOrigin, origin_url: str
-):
+async def test_origin_timeout_is_a_504(start_proxy: StartProxy, origin: ProgrammableOrigin, origin_url: str):
     origin.set("/slow", headers={"Cache-Control": "max-age=60"}, body="late", delay=2.0)
     async with start_proxy(origin_url, origin_read_timeout=0.3) as proxy, proxy_client(proxy.url) as client:
         seen = await client.get("/slow")

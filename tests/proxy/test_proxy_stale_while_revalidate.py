@@ -52,9 +52,7 @@ async def test_past_the_window_the_client_waits_for_the_origin(client: ProxyClie
     assert origin.count("/swr-short") == 2
 
 
-async def test_request_max_age_refuses_a_stale_while_revalidate_answer(
-    client: ProxyClient, origin: ProgrammableOrigin
-):
+async def test_request_max_age_refuses_a_stale_while_revalidate_answer(client: ProxyClient, origin: ProgrammableOrigin):
     origin.set("/swr-strict", headers={"Cache-Control": "max-age=1, stale-while-revalidate=30"}, body="old")
     await client.get("/swr-strict")
     origin.set("/swr-strict", headers={"Cache-Control": "max-age=60"}, body="new")
