@@ -77,6 +77,8 @@ class S3FIFOCache(Generic[K, V]):
     remembered in a ghost FIFO. A key found in the ghost on insert goes straight to main. Main
     evicts with lazy promotion (an object with hits is reinserted with one fewer). A one-time scan
     therefore passes through the small queue without displacing the working set in main.
+    Parameters follow the authors' libCacheSim: small queue 10%, move-to-main after one hit,
+    ghost covering the main queue's bytes.
     """
 
     __slots__ = (

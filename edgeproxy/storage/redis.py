@@ -150,7 +150,9 @@ class RedisStore:
             "breaker_opened": self.breaker.opened,
         }
 
-    async def _call(self, command: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> tuple[CallOutcome, T | None]:
+    async def _call(
+        self, command: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> tuple[CallOutcome, T | None]:
         """Run one Redis command through the breaker, bounded by ``timeout``, never raising a
         backend error."""
         if self.breaker.admit(time.monotonic()) is Admission.REJECT:

@@ -33,14 +33,14 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         for port in ports
     ]
     try:
-        for port in ports:
-            _wait_for(lambda: _cli(cli, port, "PING") == "PONG", f"redis-server on port {port} to answer")
+        _wait_for(lambda: all(_cli(cli, p, "PING") == "PONG" for p in ports), "every node to answer PING")
         subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-replicas", "0", "--cluster-yes"],
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
             check=True, capture_output=True, timeout=30,
         )
-        for port in ports:
-            _wait_for(lambda: "cluster_state:ok" in _cli(cli, port, "CLUSTER", "INFO"), f"node {port} to see the cluster ok")
+        _wait_for(lambda: all("cluster_state:ok" in _cli(cli, p, "CLUSTER", "INFO") for p in ports),
+                  "every node to report cluster_state:ok")
         yield f"redis+cluster://127.0.0.1:{ports[0]}"
     finally:
         for proc in procs:

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.redis
 TIMEOUT = 0.5
 
 
-async def test_store_spreads_keys_over_the_masters_and_clears_them_all(redis_cluster: str, redis_namespace: str) -> None:
+async def test_store_spreads_keys_over_the_masters_and_clears_them_all(
+    redis_cluster: str, redis_namespace: str
+) -> None:
     store = RedisStore(redis_cluster, namespace=redis_namespace, timeout=TIMEOUT)
     try:
         keys = [i.to_bytes(4, "big") for i in range(60)]
@@ -47,7 +49,9 @@ async def test_fill_lock_keys_share_a_slot(redis_cluster: str, redis_namespace: 
         await store.close()
 
 
-async def test_bus_publishes_through_the_cluster_and_subscribes_on_a_node(redis_cluster: str, redis_namespace: str) -> None:
+async def test_bus_publishes_through_the_cluster_and_subscribes_on_a_node(
+    redis_cluster: str, redis_namespace: str
+) -> None:
     store = RedisStore(redis_cluster, namespace=redis_namespace, timeout=TIMEOUT)
     subscriber = connect_subscriber(redis_cluster, timeout=TIMEOUT)
     listener = FleetBus(store.client, redis_namespace, subscriber=subscriber)

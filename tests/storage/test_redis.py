@@ -70,7 +70,9 @@ async def test_redis_ttl_is_the_put_ttl_rounded_up_to_milliseconds(store: RedisS
 
 async def test_put_many_writes_an_index_and_its_variant_together(store: RedisStore) -> None:
     await store.put(b"gone", make_entry(), ttl=30)
-    await store.put_many([(b"index", make_vary_index(), 60), (b"variant", make_entry(), 20), (b"gone", make_entry(), 0)])
+    await store.put_many([
+        (b"index", make_vary_index(), 60), (b"variant", make_entry(), 20), (b"gone", make_entry(), 0),
+    ])
     assert await store.get(b"index") == make_vary_index()
     assert await store.get(b"variant") == make_entry()
     assert await store.get(b"gone") is None
