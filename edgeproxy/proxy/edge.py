@@ -523,16 +523,24 @@ class Edge:
     # ------------------------------------------------------------ upstream request headers
 
     def _upstream_headers(self, inc: Incoming, policy: Policy, *, drop_conditionals: bool) -> Headers:
+        head = inc.head
         keyed = set(policy.key.headers)
-        drop = hdrs.HOP_BY_HOP | hdrs.connection_tokens(inc.head.headers) | hdrs.PROXY_SET
+        drop = hdrs.HOP_BY_HOP | hdrs.connection_tokens(head.headers) | hdrs.PROXY_SET
         drop |= hdrs.POISONING_HEADERS - keyed
         if drop_conditionals:
             drop |= hdrs.CONDITIONALS
-        out = [(k, v) for k, v in inc.head.headers if k not in drop]
-        forwarded_for = inc.head.header("x-forwarded-for")
+        out = [(k, v) for k, v in head.headers if k not in drop]
+        forwarded_for = head.header("x-forwarded-for")
         out.append(("x-forwarded-for", f"{forwarded_for}, {inc.client}" if forwarded_for else inc.client))
         out.append(("x-forwarded-proto", inc.scheme))
-        out.append(("via", hdrs.VIA_VALUE))
+        # RFC 9110 §7.6.3: each intermediary appends itself to the Via chain.
+        via = head.header("via")
+        out.append(("via", f"{via}, {hdrs.VIA_VALUE}" if via else hdrs.VIA_VALUE))
+        # A body of known length keeps it, so origins that refuse chunked uploads still work
+        # (the server layer already validated the client's framing).
+        length = head.header("content-length")
+        if inc.body is not None and head.method not in ("GET", "HEAD") and length and length.isdigit():
+            out.append(("content-length", length))
         return tuple(out)
 
     @staticmethod

@@ -23,7 +23,7 @@ POISONING_HEADERS = frozenset(
     }
 )
 
-# Hop-by-hop-like fields we set ourselves and never take from the client.
+# Fields we set ourselves from what the client sent (extended, not copied) or re-frame.
 PROXY_SET = frozenset({"x-forwarded-for", "x-forwarded-proto", "via", "content-length"})
 
 # RFC 9110 §13.1: client preconditions; dropped on cacheable misses so the cache can fill, then

@@ -15,6 +15,9 @@ from edgeproxy.policies.model import OriginSettings
 from edgeproxy.proxy import hdrs
 
 
+IDEMPOTENT_RETRY = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class UpstreamFailure(str, Enum):
     CONNECT = "connect"
     TIMEOUT = "timeout"
@@ -113,26 +116,33 @@ class Upstream:
         assert self._session is not None, "Upstream.start() was not awaited"
         url = URL(origin.url.rstrip("/") + target, encoded=True)
         timeout = aiohttp.ClientTimeout(connect=origin.connect_timeout, sock_read=origin.read_timeout)
-        try:
-            response = await self._session.request(
-                method,
-                url,
-                headers=list(headers),
-                data=body,
-                allow_redirects=False,
-                timeout=timeout,
-                compress=None,
-            )
-        except asyncio.TimeoutError as exc:
-            raise UpstreamError(UpstreamFailure.TIMEOUT, f"no response from {origin.url} in time") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamError(UpstreamFailure.CONNECT, f"cannot connect to {origin.url}: {exc.os_error}") from exc
-        except aiohttp.ServerDisconnectedError as exc:
-            raise UpstreamError(UpstreamFailure.RESET, f"{origin.url} closed the connection") from exc
-        except aiohttp.ClientResponseError as exc:
-            raise UpstreamError(UpstreamFailure.PROTOCOL, f"invalid response from {origin.url}: {exc.message}") from exc
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            raise UpstreamError(UpstreamFailure.RESET, f"{origin.url}: {exc}") from exc
+        attempts = 2 if method in IDEMPOTENT_RETRY and body is None else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = await self._session.request(
+                    method,
+                    url,
+                    headers=list(headers),
+                    data=body,
+                    allow_redirects=False,
+                    timeout=timeout,
+                    compress=None,
+                )
+                break
+            except asyncio.TimeoutError as exc:
+                raise UpstreamError(UpstreamFailure.TIMEOUT, f"no response from {origin.url} in time") from exc
+            except aiohttp.ClientConnectorError as exc:
+                raise UpstreamError(UpstreamFailure.CONNECT, f"cannot connect to {origin.url}: {exc.os_error}") from exc
+            except (aiohttp.ClientResponseError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # RFC 9110 §9.2.2: a pooled connection the origin closed, or left holding stray
+                # bytes from a mis-framed response, fails before any response; a safe request
+                # is retried once on a fresh connection.
+                if attempt < attempts:
+                    continue
+                kind = UpstreamFailure.PROTOCOL if isinstance(exc, aiohttp.ClientResponseError) else UpstreamFailure.RESET
+                raise UpstreamError(kind, f"{origin.url}: {exc}") from exc
+            except (aiohttp.ClientError, ConnectionError) as exc:
+                raise UpstreamError(UpstreamFailure.RESET, f"{origin.url}: {exc}") from exc
         response_headers = tuple(
             (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.raw_headers
         )
