@@ -129,7 +129,7 @@ class FleetBus:
         self._generation_key = f"{tag}:generation"
         self._log_key = f"{tag}:log"
         self.channel = f"{namespace}:bus"
-        self._publish = client.register_script(_PUBLISH)
+        self._publish = client.register_script(_PUBLISH)  # type: ignore[misc]  # RedisCluster has it too
         self.generation = 0
         """Last generation this subscriber handled (or skipped as its own)."""
         self.counts: Counter[str] = Counter()
@@ -159,7 +159,8 @@ class FleetBus:
 
     async def _read_log(self) -> list[Message]:
         async with asyncio.timeout(self._timeout):
-            wires = await self._client.lrange(self._log_key, 0, -1)
+            # redis-py types commands as sync-or-async
+            wires = await self._client.lrange(self._log_key, 0, -1)  # type: ignore[misc]
         return [m for m in map(self._parse, wires) if m is not None]
 
     def _parse(self, wire: bytes) -> Message | None:

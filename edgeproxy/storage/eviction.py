@@ -14,28 +14,29 @@ from typing import Generic, Protocol, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+K_contra = TypeVar("K_contra", bound=Hashable, contravariant=True)
 
 EvictCallback = Callable[[K, V], None]
 """Called with (key, value) for each object the policy evicts (not for ``pop`` or ``clear``)."""
 
 
-class EvictingCache(Protocol[K, V]):
+class EvictingCache(Protocol[K_contra, V]):
     """A cache bounded in bytes that evicts on its own when a ``set`` would overflow it."""
 
     capacity: int
     bytes_used: int
     evictions: int
 
-    def get(self, key: K) -> V | None:
+    def get(self, key: K_contra) -> V | None:
         """The value under ``key`` or None; a hit counts as an access for the policy."""
         ...
 
-    def set(self, key: K, value: V, size: int) -> None:
+    def set(self, key: K_contra, value: V, size: int) -> None:
         """Insert or replace ``key``. An object larger than the capacity is refused (and any
         older value under ``key`` dropped, so a refused update never leaves the old one behind)."""
         ...
 
-    def pop(self, key: K) -> V | None:
+    def pop(self, key: K_contra) -> V | None:
         """Remove ``key`` and return its value (not counted as an eviction)."""
         ...
 

@@ -47,8 +47,9 @@ class FillLock:
         self._client = client
         self._namespace = namespace
         self._timeout = timeout
-        self._acquire = client.register_script(_ACQUIRE)
-        self._release = client.register_script(_RELEASE)
+        # redis-py types register_script for Redis only; RedisCluster has it too (tested).
+        self._acquire = client.register_script(_ACQUIRE)  # type: ignore[misc]
+        self._release = client.register_script(_RELEASE)  # type: ignore[misc]
 
     def _keys(self, key: bytes) -> list[str]:
         # The {hash tag} keeps a lock and its counter in one Redis Cluster slot.

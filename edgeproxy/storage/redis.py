@@ -133,7 +133,7 @@ class RedisStore:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
-                await self.client.ping()
+                await self.client.ping()  # type: ignore[misc]  # redis-py: sync-or-async return type
         except BACKEND_ERRORS:
             return None
         return time.perf_counter() - started

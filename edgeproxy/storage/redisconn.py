@@ -9,6 +9,8 @@ with ``asyncio.timeout`` and a circuit breaker decides when to try again.
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -45,7 +47,7 @@ def connect(url: str, *, timeout: float) -> RedisClient:
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError(f"Redis URL {url!r} has no scheme; use redis://host:port/db")
-    options = {
+    options: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), retries=0),
