@@ -7,11 +7,26 @@ feedback route; ``Registry.apply`` takes model-rollout messages from the fleet b
 
 from edgeproxy.personalize.events import EventBuffer, JsonlSink, RedisStreamSink
 from edgeproxy.personalize.features import UserContext, UserProfile
-from edgeproxy.personalize.feedback import MAX_FEEDBACK_BYTES, FeedbackError, RateDecision, TokenBucketLimiter, parse_feedback
+from edgeproxy.personalize.feedback import (
+    MAX_FEEDBACK_BYTES,
+    FeedbackError,
+    RateDecision,
+    TokenBucketLimiter,
+    parse_feedback,
+)
 from edgeproxy.personalize.prepared import Prepared, prepare
-from edgeproxy.personalize.profiles import MemoryProfileStore, ProfileCache, RedisProfileStore
+from edgeproxy.personalize.profiles import (
+    MemoryProfileStore,
+    ProfileCache,
+    RedisProfileStore,
+)
 from edgeproxy.personalize.ranker import Personalizer, RankOutcome, RankResult
-from edgeproxy.personalize.registry import DirectoryBackend, RedisBackend, Registry, rollout_message
+from edgeproxy.personalize.registry import (
+    DirectoryBackend,
+    RedisBackend,
+    Registry,
+    rollout_message,
+)
 
 __all__ = [
     "MAX_FEEDBACK_BYTES",
@@ -28,6 +43,7 @@ __all__ = [
     "RateDecision",
     "RedisBackend",
     "RedisProfileStore",
+    "RedisStreamSink",
     "Registry",
     "TokenBucketLimiter",
     "UserContext",

@@ -125,7 +125,7 @@ class UserProfile:
         """Parse a stored profile; raises ValueError naming the bad field."""
         data = json.loads(raw)
         if not isinstance(data, dict):
-            raise ValueError("user profile must be a JSON object")
+            raise ValueError("user profile must be a JSON object")  # noqa: TRY004 - bad stored data, one error type
         affinities = data.get("affinities", {})
         if not isinstance(affinities, dict) or not all(isinstance(v, int | float) for v in affinities.values()):
             raise ValueError("user profile 'affinities' must map category names to numbers")

@@ -27,7 +27,8 @@ ZERO_THRESHOLD = float(np.float32(1e-35))
 _EXPONENT_BIAS = 1023
 _MANTISSA_BITS = 52
 
-Bits = npt.NDArray[np.uint32] | npt.NDArray[np.uint64]
+Bits = npt.NDArray[np.unsignedinteger[Any]]
+"""Leaf sets: uint32 or uint64 words, one per (row, tree)."""
 Floats = npt.NDArray[np.float64]
 
 
@@ -69,14 +70,14 @@ class _NumericalTable:
     """
 
     def __init__(self, splits: list[_Split], tree_leaves: Bits) -> None:
-        thresholds = np.unique(np.array([s.threshold for s in splits], dtype=np.float64))
+        thresholds = np.unique(np.array([float(s.threshold) for s in splits if isinstance(s.threshold, float)]))
         m = len(thresholds)
         self.edges = np.concatenate([thresholds, [np.inf, np.nan]])
         self.has_zero_missing = any(s.missing == "Zero" for s in splits)
         self.zero_offset = m + 2
-        rows = np.tile(tree_leaves, ((2 if self.has_zero_missing else 1) * (m + 1) + 1, 1))
+        rows: Bits = np.tile(tree_leaves, ((2 if self.has_zero_missing else 1) * (m + 1) + 1, 1))
         for s in splits:
-            j = int(np.searchsorted(thresholds, s.threshold))
+            j = int(np.searchsorted(thresholds, float(s.threshold)))  # type: ignore[arg-type]
             # A value of rank k (k thresholds lie strictly below it) satisfies value <= t_j iff k <= j.
             rows[: j + 1, s.tree] &= s.keep_if_left
             rows[j + 1 : m + 1, s.tree] &= s.keep_if_right
@@ -109,7 +110,7 @@ class _CategoricalTable:
     def __init__(self, splits: list[_Split], tree_leaves: Bits) -> None:
         top = max(max(s.threshold) for s in splits if isinstance(s.threshold, frozenset))
         self.edges = np.concatenate([[np.nextafter(-1.0, 0.0)], np.arange(1, top + 2, dtype=np.float64), [np.nan]])
-        rows = np.tile(tree_leaves, (top + 4, 1))
+        rows: Bits = np.tile(tree_leaves, (top + 4, 1))
         category = np.arange(-1, top + 3)  # row i holds category i - 1; the ends are "other"
         for s in splits:
             assert isinstance(s.threshold, frozenset)
@@ -141,7 +142,7 @@ class CompiledForest:
         if most_leaves > MAX_LEAVES:
             raise UnsupportedModel(f"a tree has {most_leaves} leaves (max {MAX_LEAVES})")
         self.width = 32 if most_leaves <= 32 else 64
-        self.dtype = np.dtype(np.uint32 if self.width == 32 else np.uint64)
+        self.dtype: type[np.unsignedinteger[Any]] = np.uint32 if self.width == 32 else np.uint64
         leaf_values: list[list[float]] = []
         tree_leaves: list[int] = []
         splits: list[_Split] = []
@@ -157,7 +158,7 @@ class CompiledForest:
         self.leaf_values = np.array(leaf_values, dtype=np.float64).reshape(-1)
         self._leaf_offset = np.arange(self.n_trees, dtype=np.int64) * self.width - _EXPONENT_BIAS
         # Every table row starts from each tree's own leaves, so bits of absent leaves never survive.
-        leaves = np.array(tree_leaves, dtype=self.dtype)
+        leaves: Bits = np.array(tree_leaves, dtype=self.dtype)
         by_feature: dict[int, list[_Split]] = {}
         for s in splits:
             by_feature.setdefault(s.feature, []).append(s)

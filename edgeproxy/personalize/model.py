@@ -13,8 +13,8 @@ import numpy as np
 from edgeproxy.personalize.features import (
     FEATURE_KINDS,
     ITEM_COLUMNS,
-    Floats,
     FeatureKind,
+    Floats,
     UserContext,
     cross_features,
     feature_matrix,

@@ -14,7 +14,10 @@ from edgeproxy.personalize.features import Floats, item_matrix
 from edgeproxy.policies.model import PersonalizeSettings
 
 _SENTINEL = f"edgeproxy-items-{uuid.uuid4().hex}"
-_COMPACT = {"separators": (",", ":"), "ensure_ascii": False}
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,7 @@ def prepare(body: bytes, settings: PersonalizeSettings) -> Prepared | None:
     parent, key = where
     items: list[Any] = parent[key]
     parent[key] = _SENTINEL
-    head, sep, tail = json.dumps(doc, **_COMPACT).partition(json.dumps(_SENTINEL))
+    head, sep, tail = _compact(doc).partition(json.dumps(_SENTINEL))
     if not sep or _SENTINEL in tail:
         return None
     candidates = items[: settings.max_candidates]
@@ -85,7 +88,7 @@ def prepare(body: bytes, settings: PersonalizeSettings) -> Prepared | None:
         base=body,
         head=head.encode(),
         tail=tail.encode(),
-        items=tuple(json.dumps(it, **_COMPACT).encode() for it in items),
+        items=tuple(_compact(it).encode() for it in items),
         item_ids=tuple(str(it.get("id", "")) if isinstance(it, dict) else "" for it in items),
         rows=item_matrix(candidates),
     )

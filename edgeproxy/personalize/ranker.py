@@ -11,6 +11,7 @@ which beats the origin's order; the counters separate them (``users.anonymous``)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import re
@@ -22,10 +23,16 @@ from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
+from redis.exceptions import RedisError
 
 from edgeproxy.cache.message import RequestHead
-from edgeproxy.personalize.events import EventBuffer, Impression, json_row
-from edgeproxy.personalize.features import Floats, UserContext, device_class, feature_matrix
+from edgeproxy.personalize.events import Click, EventBuffer, Impression, json_row
+from edgeproxy.personalize.features import (
+    Floats,
+    UserContext,
+    device_class,
+    feature_matrix,
+)
 from edgeproxy.personalize.model import LoadedModel
 from edgeproxy.personalize.prepared import Prepared
 from edgeproxy.personalize.profiles import ProfileCache
@@ -35,6 +42,8 @@ from edgeproxy.policies.model import PersonalizeSettings
 log = logging.getLogger(__name__)
 _USER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 SHADOW_TOP_K = 10
+SHADOW_TAU_CANDIDATES = 100
+"""Kendall tau is quadratic: compare the shadow on the first candidates only."""
 
 
 class RankOutcome(Enum):
@@ -143,7 +152,7 @@ class Personalizer:
             scores = model.score(prepared.rows, ctx, now, prepared.memo)
             order = np.argsort(-scores, kind="stable")
             body = prepared.body(order)
-        except Exception:  # a model bug must never fail the response: serve the base order
+        except Exception:
             if self.counters[f"error.{label}"] == 0:
                 log.exception("ranking with %s failed; serving the base order", label)
             self.counters[f"error.{label}"] += 1
@@ -165,12 +174,13 @@ class Personalizer:
     def _compare_shadow(self, shadow: LoadedModel, served: Floats, prepared: Prepared, ctx: UserContext, now: float) -> None:
         try:
             other = shadow.score(prepared.rows, ctx, now, prepared.memo)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a broken shadow model is only counted
             self.shadow_stats["errors"] += 1
             return
         self.shadow_stats["compared"] += 1
         self.shadow_stats["top_k_overlap_sum"] += top_k_overlap(served, other)
-        self.shadow_stats["kendall_tau_sum"] += kendall_tau(served, other)
+        head = slice(0, SHADOW_TAU_CANDIDATES)
+        self.shadow_stats["kendall_tau_sum"] += kendall_tau(served[head], other[head])
 
     def _log_impression(self, prepared: Prepared, order: np.ndarray, ctx: UserContext, model: LoadedModel, now: float) -> str | None:
         if self.events is None or ctx.user_id is None or self._random.random() >= self.impression_rate:
@@ -190,6 +200,24 @@ class Personalizer:
         self.counters["impressions.logged"] += 1
         return impression.impression_id
 
+    def record_click(self, click: Click) -> None:
+        """Queue a click from the feedback route (after ``parse_feedback`` and the rate limiter)."""
+        if self.events is not None:
+            self.events.add(click.to_event())
+            self.counters["clicks.logged"] += 1
+
     async def flush_events(self) -> int:
-        """Write queued impressions/clicks to the sink; call periodically (the lead's loop)."""
+        """Write queued impressions and clicks to the sink now."""
         return 0 if self.events is None else await self.events.flush()
+
+    async def flush_forever(self, interval: float = 1.0) -> None:
+        """Flush every ``interval`` seconds until cancelled (run it as a task for the app's life).
+
+        A failed write loses that batch and is counted: the event log is best effort by design.
+        """
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush_events()
+            except (RedisError, OSError):
+                self.counters["events.flush-errors"] += 1

@@ -140,10 +140,12 @@ class RedisBackend:
         return self.ns + ":".join(("models", *parts))
 
     async def names(self) -> list[str]:
-        return sorted(n.decode() for n in await self.redis.smembers(self._key("names")))
+        names: set[bytes] = await self.redis.smembers(self._key("names"))  # type: ignore[misc]
+        return sorted(n.decode() for n in names)
 
     async def versions(self, name: str) -> list[ModelMeta]:
-        versions = sorted(int(v) for v in await self.redis.smembers(self._key(name, "versions")))
+        stored: set[bytes] = await self.redis.smembers(self._key(name, "versions"))  # type: ignore[misc]
+        versions = sorted(int(v) for v in stored)
         metas = await self.redis.mget([self._key(name, f"v{v}", "meta") for v in versions]) if versions else []
         return [ModelMeta.from_json(m) for m in metas if m is not None]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from edgeproxy.personalize.events import Event
 from edgeproxy.personalize.features import CATEGORICAL_FEATURES, Floats

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from edgeproxy.personalize.model import ModelMeta
-from edgeproxy.personalize.registry import DirectoryBackend, Registry, RegistryError, promote, publish
+from edgeproxy.personalize.registry import (
+    DirectoryBackend,
+    Registry,
+    RegistryError,
+    promote,
+    publish,
+)
 from edgeproxy.personalize.validate import Verdict, validate, validate_async
 
 
