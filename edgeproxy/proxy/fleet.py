@@ -11,7 +11,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from edgeproxy.cache.bans import Ban
 from edgeproxy.storage.breaker import BreakerState
 from edgeproxy.storage.bus import FleetBus, Message, OwnMessages
 from edgeproxy.storage.locks import FillLock
@@ -50,15 +49,12 @@ class FleetLink:
     def on(self, kind: str, handler: Callable[[dict[str, Any]], Awaitable[None] | None]) -> None:
         self._handlers[kind] = handler
 
-    async def start(self, *, on_gap: Callable[[], Awaitable[None] | None], apply_ban: Callable[[Ban], None]) -> None:
-        """Catch up with the purges already issued, then follow the bus."""
+    async def start(self, *, on_gap: Callable[[], Awaitable[None] | None]) -> None:
+        """Follow the bus, first replaying its log (the purges already issued), so a process
+        that starts or reconnects later still applies every ban; nothing published in between
+        is lost."""
         self._on_gap = on_gap
-        try:
-            for message in await self.bus.recent("purge"):
-                apply_ban(Ban.from_json(message.payload))
-        except Exception as exc:  # Redis down at start: serve L1 + origin; the gap handler catches up
-            log.warning("could not read recent purges from the fleet bus: %s", exc)
-        await self.bus.subscribe(self._dispatch, on_gap=self._gap, own=OwnMessages.IGNORE)
+        await self.bus.subscribe(self._dispatch, on_gap=self._gap, own=OwnMessages.IGNORE, since_generation=0)
 
     async def _gap(self) -> None:
         log.warning("missed fleet messages while disconnected: dropping L1 and replaying the bus log")

@@ -143,7 +143,7 @@ class ProxyRuntime:
             self.bus.on("purge", lambda payload: self.control.apply_ban(Ban.from_json(payload)))
             self.bus.on("policy-reload", lambda payload: self._on_reload(self.policies.reload()))
         if self.fleet is not None:
-            await self.fleet.start(on_gap=self.l1.clear_nowait, apply_ban=self.control.apply_ban)
+            await self.fleet.start(on_gap=self.l1.clear_nowait)
         elif isinstance(self.bus, LocalBus):
             self.bus.start()
         multiproc_dir = os.environ.get(MULTIPROC_ENV)
