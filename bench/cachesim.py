@@ -190,8 +190,10 @@ def run_all(trace: Trace, capacity: int) -> list[SimResult]:
 
 def format_table(trace: Trace, capacity: int, results: list[SimResult]) -> str:
     lines = [
-        f"trace {trace.name}: {len(trace.keys):,} requests, {len(np.unique(trace.keys)):,} objects, "
-        f"{trace.unique_bytes / 2**20:.1f} MiB unique; capacity {capacity / 2**20:.2f} MiB",
+        (
+            f"trace {trace.name}: {len(trace.keys):,} requests, {len(np.unique(trace.keys)):,} objects, "
+            f"{trace.unique_bytes / 2**20:.1f} MiB unique; capacity {capacity / 2**20:.2f} MiB"
+        ),
         "",
         "| policy | hit ratio | byte hit ratio | evictions |",
         "|---|---:|---:|---:|",

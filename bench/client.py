@@ -167,7 +167,7 @@ async def _one(
             body = await resp.read()
             status = resp.status
             outcome = classify_cache_status(resp.headers.get("Cache-Status"))
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         result.errors[type(exc).__name__] = result.errors.get(type(exc).__name__, 0) + 1
         second.errors += 1
         return

@@ -19,7 +19,7 @@ PERCENTILES: tuple[float, ...] = (50.0, 90.0, 99.0, 99.9)
 class LatencyHistogram:
     """Counts of latencies in microseconds; ``record`` is O(1), ``merge`` adds counts."""
 
-    __slots__ = ("counts", "total", "max_us")
+    __slots__ = ("counts", "max_us", "total")
 
     def __init__(self, counts: Iterable[int] | None = None, max_us: float = 0.0) -> None:
         self.counts = list(counts) if counts is not None else [0] * SLOTS

@@ -10,7 +10,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window: reports are made on headless machines
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 RANK_COST_FILE = Path(__file__).with_name("results") / "rank_cost.json"
 
@@ -32,11 +32,13 @@ def markdown(doc: dict[str, Any]) -> str:
     lines = [
         f"## {cfg['scenario']}: {cfg['summary']}",
         "",
-        f"{cfg['duration_s']:g} s per leg, {cfg['connections']} connections, {cfg['server_workers']} server "
-        f"worker(s), generator {doc['legs'][0]['generator'] if doc['legs'] else cfg['generator']}; "
-        f"{machine['cpus']} CPUs ({machine['cpu_model']}), load average at start "
-        f"{_fmt(machine['loadavg_at_start'][0], '.2f')}; commit {str(git['commit'])[:10]}"
-        f"{' (dirty)' if git['dirty'] else ''}.",
+        (
+            f"{cfg['duration_s']:g} s per leg, {cfg['connections']} connections, {cfg['server_workers']} server "
+            f"worker(s), generator {doc['legs'][0]['generator'] if doc['legs'] else cfg['generator']}; "
+            f"{machine['cpus']} CPUs ({machine['cpu_model']}), load average at start "
+            f"{_fmt(machine['loadavg_at_start'][0], '.2f')}; commit {str(git['commit'])[:10]}"
+            f"{' (dirty)' if git['dirty'] else ''}."
+        ),
         "",
         "| target | rounds | req/s (median) | p50 ms | p99 ms | hit ratio | errors |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -155,7 +157,7 @@ def plot_rank_cost(rank_cost: Path, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(8, 4))
     xs = [r["candidates"] for r in rows]
     for metric in metrics:
-        ax.plot(xs, [r.get(metric) for r in rows], marker="o", label=metric)
+        ax.plot(xs, [r.get(metric, math.nan) for r in rows], marker="o", label=metric)
     ax.set(title="personalization cost by candidate count", xlabel="candidates ranked per request",
            ylabel="time (unit in legend)")
     ax.set_xscale("log")

@@ -94,7 +94,9 @@ end
 
 function done(summary, latency, requests_done)
    for _, p in ipairs(percentiles) do
-      io.write(string.format("BENCH_PCT %g %d\n", p, latency:percentile(p)))
+      -- wrk's percentile(100) answers 0; the maximum is what p100 means.
+      local us = (p >= 100) and latency.max or latency:percentile(p)
+      io.write(string.format("BENCH_PCT %g %d\n", p, us))
    end
    local rows, first = {}, nil
    for _, thread in ipairs(threads) do

@@ -58,11 +58,11 @@ def test_parse_wrk_output_without_totals_says_so() -> None:
 
 
 def test_script_lines_fill_timeline_percentiles_and_statuses() -> None:
-    lines = WRK_OUTPUT + "\n".join([
-        "BENCH_PCT 50 800", "BENCH_PCT 90 2000", "BENCH_PCT 99 9000", "BENCH_PCT 99.9 40000",
-        "BENCH_SEC 0 100 90 10 0", "BENCH_SEC 1 200 150 40 5", "BENCH_SEC 0 50 50 0 0",
-        "BENCH_STATUS 200 345", "BENCH_STATUS 503 5",
-    ])
+    lines = WRK_OUTPUT + (
+        "BENCH_PCT 50 800\nBENCH_PCT 90 2000\nBENCH_PCT 99 9000\nBENCH_PCT 99.9 40000\n"
+        "BENCH_SEC 0 100 90 10 0\nBENCH_SEC 1 200 150 40 5\nBENCH_SEC 0 50 50 0 0\n"  # two threads
+        "BENCH_STATUS 200 345\nBENCH_STATUS 503 5\n"
+    )
     result = wrk.to_load_result(lines)
     assert result.percentiles_ms == {"p50": 0.8, "p90": 2.0, "p99": 9.0, "p99.9": 40.0}
     assert [s.requests for s in result.timeline.seconds] == [150, 200]
@@ -110,3 +110,5 @@ async def test_real_wrk_run_counts_hits_from_cache_status(tmp_path: Path) -> Non
     # fixed workload: seeds 0..3 equally likely, seed 0 answers "miss"
     assert 0.6 < (result.hit_ratio or 0) < 0.9
     assert set(result.percentiles_ms) == {"p50", "p90", "p99", "p99.9"}
+    latencies = [ms for ms, _ in result.cdf_ms]
+    assert latencies == sorted(latencies) and latencies[0] > 0
