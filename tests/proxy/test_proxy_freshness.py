@@ -7,7 +7,9 @@ apparent age of a response just received is anywhere in [0, 1) s (§4.2.3).
 from __future__ import annotations
 
 import asyncio
+import time
 
+from edgeproxy.cache.httpdate import format_http_date
 from tests.proxy.harness import ProxyClient
 from tests.support.origin import ProgrammableOrigin
 
@@ -42,6 +44,8 @@ async def test_stale_response_with_etag_is_revalidated_by_a_304_and_served_from_
 ):
     origin.set("/r", headers={"Cache-Control": "max-age=2", "ETag": '"v1"'}, body="stored body")
     await client.get("/r")
+    # Same validator: the origin answers the revalidation with a 304 carrying these fields.
+    origin.set("/r", headers={"Cache-Control": "max-age=60", "ETag": '"v1"', "X-Build": "2"}, body="never sent")
     await asyncio.sleep(STALE_AFTER_2S)
 
     revalidated = await client.get("/r")
@@ -54,9 +58,13 @@ async def test_stale_response_with_etag_is_revalidated_by_a_304_and_served_from_
     # §4.3.1: the conditional request carries the stored validator.
     assert origin.last("/r").headers.get("If-None-Match") == '"v1"'
 
-    # §4.3.4: the 304 freshened the stored response.
+    # §4.3.4: the 304's fields replace the stored ones; its max-age is the new lifetime.
+    assert revalidated.headers["X-Build"] == "2"
+    assert revalidated.headers["Cache-Control"] == "max-age=60"
+    assert status.ttl in (59, 60)
     after = await client.get("/r")
-    assert after.cache_status.hit and after.body == b"stored body"
+    assert after.cache_status.hit and after.body == b"stored body", after
+    assert after.headers["X-Build"] == "2"
     assert origin.count("/r") == 2
 
 
@@ -109,7 +117,8 @@ async def test_age_includes_the_age_the_origin_reported(client: ProxyClient, ori
     first = await client.get("/aged")
     hit = await client.get("/aged")
     for seen in (first, hit):
-        # §4.2.3: corrected_age_value = age_value + response_delay.
+        # §4.2.3: corrected_age_value = age_value + response_delay; one Age, ours, replaces the origin's.
+        assert len(seen.headers.getall("Age")) == 1, seen.headers
         assert 10 <= seen.age <= 11, seen.headers
         assert seen.cache_status.ttl in (48, 49, 50), seen
     assert hit.cache_status.hit
@@ -122,3 +131,32 @@ async def test_via_is_on_every_response(client: ProxyClient, origin: Programmabl
         assert "1.1 edgeproxy" in vias, seen
     # RFC 9110 §7.6.3: a proxy appends itself; the origin-side entry stays, in order.
     assert ", ".join((await client.get("/via")).headers.getall("Via")) == "1.1 origin-lb, 1.1 edgeproxy"
+
+
+async def test_expires_in_the_past_is_never_reused(client: ProxyClient, origin: ProgrammableOrigin):
+    # RFC 9111 §5.3: an invalid Expires such as "0" means "already expired".
+    origin.set("/exp", headers={"Expires": "0"}, body="x")
+    origin.set("/exp-past", headers={"Expires": "Thu, 01 Jan 2015 00:00:00 GMT"}, body="x")
+    for path in ("/exp", "/exp-past"):
+        await client.get(path)
+        second = await client.get(path)
+        assert not second.cache_status.hit, second
+        assert origin.count(path) == 2
+
+
+async def test_expires_in_the_future_is_a_lifetime(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/exp-future", headers={"Expires": format_http_date(time.time() + 120)}, body="x")
+    await client.get("/exp-future")
+    hit = await client.get("/exp-future")
+    assert hit.cache_status.hit and 115 <= hit.cache_status.ttl <= 120, hit
+
+
+async def test_response_no_cache_is_stored_but_revalidated_before_every_use(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/nc", headers={"Cache-Control": "no-cache", "ETag": '"n1"'}, body="validated")
+    await client.get("/nc")
+    for expected_origin_requests in (2, 3):
+        seen = await client.get("/nc")
+        assert seen.body == b"validated" and seen.cache_status.fwd_status == 304, seen
+        assert origin.count("/nc") == expected_origin_requests
