@@ -21,8 +21,7 @@ async def send_raw(proxy: ProxyRuntime, data: bytes) -> int:
         pytest.param(b"GET /a HTTP/1.1\r\n\r\n", id="no-host"),
         pytest.param(b"GET /a HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n", id="two-hosts"),
         pytest.param(
-            b"POST /a HTTP/1.1\r\nHost: a.example\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"0\r\n\r\n",
+            b"POST /a HTTP/1.1\r\nHost: a.example\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             id="content-length-and-chunked",
         ),
         pytest.param(
