@@ -100,7 +100,7 @@ class World:
         categories = self._category_index[past]
         ages = (START - self._rows[past, 3]) / 86_400
         return UserProfile(
-            affinities=tuple((CATEGORIES[c], float(np.mean(categories == c))) for c in sorted(set(categories))),
+            affinities=tuple(sorted((CATEGORIES[c], float(np.mean(categories == c))) for c in set(categories))),
             price_log=float(np.mean(self._rows[past, 0])),
             recency=float(np.mean(ages < 45)),
             activity=HISTORY_CLICKS,

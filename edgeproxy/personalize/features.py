@@ -107,7 +107,7 @@ class UserProfile:
     """What we know about a user, as stored in Redis under ``user:<id>`` (JSON)."""
 
     affinities: tuple[tuple[str, float], ...] = ()
-    """(category, share of the user's clicks in it), shares summing to at most 1."""
+    """(category, share of the user's clicks in it) sorted by category; shares sum to at most 1."""
     price_log: float = math.nan
     """Mean log1p(price) of clicked items."""
     recency: float = 0.0
