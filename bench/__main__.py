@@ -56,13 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="edgeproxy and peers, alternating rounds, ratios as headline")
     _run_args(compare)
     compare.add_argument("--peers", default="nginx,varnish", help="comma-separated: nginx, varnish")
-    compare.add_argument("--rounds", type=int, default=2, help="A B A B rounds (default 2)")
+    compare.add_argument("--rounds", type=int, default=2, help="rounds, order reversed every other one (default 2)")
     compare.set_defaults(func=cmd_compare)
 
     report = sub.add_parser("report", help="markdown table and PNG plots from a results file")
     report.add_argument("results", type=Path)
     report.add_argument("--out", type=Path, default=None, help="output folder (default: beside the file)")
-    report.add_argument("--rank-cost", type=Path, default=None, help="bench/rank_cost.py results to plot")
+    report.add_argument("--rank-cost", type=Path, default=None, help="bench/rank_cost.py results to plot (default: the newest bench/results/rank-cost-*.json)")
     report.set_defaults(func=cmd_report)
 
     sim = sub.add_parser("cachesim", help="hit ratios of S3-FIFO, LRU and Belady on a key trace")
@@ -123,14 +123,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     legs = []
     with terminate_as_interrupt():
         for round_no in range(1, args.rounds + 1):
-            for target in targets:
+            # A B, then B A: alternating the order cancels a linear drift in machine load.
+            for target in targets if round_no % 2 else targets[::-1]:
                 print(f"round {round_no}/{args.rounds}: {target.value}", file=sys.stderr)
                 legs.append(run_leg(config, target, round_no))
     return _finish(args, config, legs, "compare")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    written = report.write_report(args.results, args.out, args.rank_cost or report.RANK_COST_FILE)
+    written = report.write_report(args.results, args.out, args.rank_cost)
     print(report.markdown(report.load(args.results)))
     print("report: " + ", ".join(str(p) for p in written))
     return 0

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window: reports are made on headless machines
 import matplotlib.pyplot as plt
 
-RANK_COST_FILE = Path(__file__).with_name("results") / "rank_cost.json"
+RESULTS_DIR = Path(__file__).with_name("results")
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -134,33 +134,44 @@ def plot_hit_ratio(doc: dict[str, Any], out: Path) -> Path | None:
     return _save(fig, out / "hit_ratio.png")
 
 
-def rank_cost_rows(doc: Any) -> list[dict[str, float]]:
-    """Rows with a ``candidates`` count from ``bench/rank_cost.py``'s JSON: a list of rows, or a
-    document holding one under any key (the file belongs to the personalization benchmark)."""
-    if isinstance(doc, list):
-        return [r for r in doc if isinstance(r, dict) and "candidates" in r]
-    if isinstance(doc, dict):
-        for value in doc.values():
-            rows = rank_cost_rows(value)
-            if rows:
-                return rows
-    return []
+def latest_rank_cost(directory: Path = RESULTS_DIR) -> Path | None:
+    """The newest ``rank-cost-*.json`` written by ``bench/rank_cost.py``, if any."""
+    found = sorted(directory.glob("rank-cost-*.json"))
+    return found[-1] if found else None
 
 
-def plot_rank_cost(rank_cost: Path, out: Path) -> Path | None:
-    if not rank_cost.exists():
+def rank_cost_series(doc: dict[str, Any]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """``{method: {"p50_us"|"p99_us": [(candidates, µs), ...]}}`` from a rank-cost document
+    (``results`` maps a candidate count to per-method percentile dicts)."""
+    if doc.get("kind") != "rank-cost":
+        raise ValueError("not a bench/rank_cost.py results file (kind != 'rank-cost')")
+    series: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for size, methods in sorted(doc["results"].items(), key=lambda kv: int(kv[0])):
+        for method, stats in methods.items():
+            if isinstance(stats, dict):
+                for pct in ("p50_us", "p99_us"):
+                    if pct in stats:
+                        series.setdefault(method, {}).setdefault(pct, []).append((int(size), float(stats[pct])))
+    return series
+
+
+def plot_rank_cost(rank_cost: Path | None, out: Path) -> Path | None:
+    if rank_cost is None or not rank_cost.exists():
         return None
-    rows = sorted(rank_cost_rows(json.loads(rank_cost.read_text())), key=lambda r: r["candidates"])
-    metrics = [k for k in rows[0] if k.endswith(("_us", "_ms")) and isinstance(rows[0][k], int | float)] if rows else []
-    if not metrics:
-        return None
+    series = rank_cost_series(json.loads(rank_cost.read_text()))
     fig, ax = plt.subplots(figsize=(8, 4))
-    xs = [r["candidates"] for r in rows]
-    for metric in metrics:
-        ax.plot(xs, [r.get(metric, math.nan) for r in rows], marker="o", label=metric)
-    ax.set(title="personalization cost by candidate count", xlabel="candidates ranked per request",
-           ylabel="time (unit in legend)")
+    for method, by_pct in series.items():
+        line = None
+        for pct, points in by_pct.items():
+            xs, ys = zip(*points, strict=True)
+            style = {"linestyle": "-" if pct == "p50_us" else "--", "marker": "o"}
+            if line is not None:
+                style["color"] = line.get_color()
+            (line,) = ax.plot(xs, ys, label=f"{method} {pct.removesuffix('_us')}", **style)
+    ax.set(title="personalization cost by candidate count", xlabel="candidates ranked per request (log)",
+           ylabel="µs per request (log)")
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return _save(fig, out / "rank_cost.png")
@@ -173,15 +184,15 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def write_report(results: Path, out: Path | None = None, rank_cost: Path = RANK_COST_FILE) -> list[Path]:
-    """Write ``<name>.md`` and the plots into ``out`` (default: a folder named after the results
-    file); returns the files written."""
+def write_report(results: Path, out: Path | None = None, rank_cost: Path | None = None) -> list[Path]:
+    """Write ``report.md`` and the plots into ``out`` (default: a folder named after the results
+    file); ``rank_cost`` defaults to the newest rank-cost file. Returns the files written."""
     doc = load(results)
     out = out or results.with_suffix("")
     out.mkdir(parents=True, exist_ok=True)
     table = out / "report.md"
     plots = [plot_throughput(doc, out), plot_latency_cdf(doc, out), plot_hit_ratio(doc, out),
-             plot_rank_cost(rank_cost, out)]
+             plot_rank_cost(rank_cost or latest_rank_cost(), out)]
     written = [p for p in plots if p is not None]
     images = "\n".join(f"![{p.stem}]({p.name})" for p in written)
     table.write_text(markdown(doc) + "\n" + images + "\n")
