@@ -27,6 +27,7 @@ from edgeproxy.personalize.registry import (
     Registry,
     rollout_message,
 )
+from edgeproxy.personalize.runtime import PersonalizeConfig, open_personalizer
 
 __all__ = [
     "MAX_FEEDBACK_BYTES",
