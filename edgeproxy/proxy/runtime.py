@@ -28,7 +28,8 @@ from edgeproxy.proxy.edge import Edge
 from edgeproxy.proxy.fleet import FleetLink
 from edgeproxy.proxy.localbus import LocalBus
 from edgeproxy.proxy.observe import Observer
-from edgeproxy.proxy.server import ServerLimits, make_handler, make_server
+from edgeproxy.proxy.protocol import EdgeProtocol
+from edgeproxy.proxy.server import ConnectionSet, ServerContext, ServerLimits
 from edgeproxy.proxy.upstream import Upstream
 from edgeproxy.storage.memory import MemoryStore
 from edgeproxy.storage.null import NullStore
@@ -116,18 +117,22 @@ class ProxyRuntime:
         if self.config.admin is not None:
             check_admin_bind(self.config.admin[0], self.config.admin_token)
         await self.upstream.start()
-        handler = make_handler(self.edge, on_reply=Observer(self.metrics, self.stats, self.access_log))
-        server = make_server(handler, self.config.limits)
+        self._connections = ConnectionSet(self.config.limits.max_connections)
+        context = ServerContext(
+            handler=self.edge.handle,
+            limits=self.config.limits,
+            on_reply=Observer(self.metrics, self.stats, self.access_log),
+            connections=self._connections,
+        )
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            server,
+            lambda: EdgeProtocol(context),
             self.config.host,
             self.config.port,
             reuse_port=self.config.reuse_port or None,
             reuse_address=True,
             backlog=1024,
         )
-        self._web_server = server
         sock: socket.socket = self._server.sockets[0]
         self.port = sock.getsockname()[1]
         if self.config.policies is not None:
@@ -202,8 +207,7 @@ class ProxyRuntime:
         if self._server is not None:
             self._server.close()
             # Idle keep-alive connections close at once; only requests in flight are drained.
-            self._web_server.pre_shutdown()
-            await self._web_server.shutdown(drain_timeout)
+            await self._connections.drain(drain_timeout)
             await self._server.wait_closed()
         if self._admin is not None:
             await self._admin.cleanup()

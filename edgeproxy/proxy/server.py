@@ -1,24 +1,31 @@
-"""The client side: aiohttp's low-level server (C llhttp parser, no router) feeding the Edge.
+"""What the HTTP/1.1 server is configured with, and the bytes of what it writes.
 
-Only wire concerns live here: request sanity limits, converting to/from the core's records,
-writing the reply, and aborting a connection whose body broke mid-stream.
+The connection itself (parsing, pipelining, timeouts) is ``edgeproxy.proxy.protocol``; this
+module holds what every connection of a worker shares: limits, the handler and routes, the
+connection set (cap and graceful drain), the cached ``Date`` and the response-head serializer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from enum import Enum
+from http import HTTPStatus
+from typing import Protocol
 
-from aiohttp import web
-from multidict import CIMultiDict
-
-from edgeproxy.cache.message import RequestHead
-from edgeproxy.proxy.edge import Edge, Incoming, Reply
-from edgeproxy.proxy.upstream import UpstreamError
+from edgeproxy.proxy.edge import Incoming, Reply
 
 log = logging.getLogger("edgeproxy.server")
+
+Handler = Callable[[Incoming], Awaitable[Reply]]
+"""The proxy itself: ``Edge.handle``."""
+
+Route = Callable[[Incoming], Awaitable[Reply]]
+"""An exact path the edge answers itself (e.g. ``/_edge/feedback``), before any proxying."""
 
 ReplyHook = Callable[[Incoming, Reply, float], None]
 """Called once per request after the reply is written: metrics and access log."""
@@ -26,85 +33,178 @@ ReplyHook = Callable[[Incoming, Reply, float], None]
 
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
-    """Defaults in line with nginx/Varnish: 8 KiB request line and header field, 100 fields."""
+    """Per-worker limits against oversized and hostile clients (defaults in line with nginx and
+    Varnish). Sizes are bytes, timeouts seconds."""
 
-    max_line_size: int = 8190
-    max_field_size: int = 8190
+    max_line_size: int = 8192
+    """Longest request target; longer → 414."""
+    max_field_size: int = 8192
+    """Longest header field (name + value); longer → 431."""
+    max_head_size: int = 65536
+    """Largest request head (request line and all fields); larger → 431."""
     max_headers: int = 100
+    """Most header fields in one request; more → 431."""
+    max_body_size: int = 16 * 1024 * 1024
+    """Largest request body, by Content-Length up front or counted while chunked; larger → 413."""
+    header_timeout: float = 10.0
+    """A request head must arrive complete within this (slowloris) → 408 and close."""
+    body_timeout: float = 30.0
+    """Longest silence while a request body is expected → 408 (or abort) and close."""
     keepalive_timeout: float = 75.0
+    """An idle keep-alive connection is closed after this."""
+    send_timeout: float = 30.0
+    """A client that does not drain our write buffer for this long is cut off."""
+    max_connections: int = 10_000
+    """Open client connections per worker; new ones beyond it are closed at once."""
+    body_buffer: int = 256 * 1024
+    """Request-body bytes buffered ahead of the handler before reading pauses."""
+    max_pipelined: int = 32
+    """Parsed requests queued ahead of the one being answered before reading pauses."""
 
 
-def _bad_request(message: str, status: int = 400) -> web.Response:
-    return web.Response(status=status, text=f"{status} {message}\n", headers={"Cache-Control": "no-store"})
+class Connection(Protocol):
+    def close_when_idle(self) -> None:
+        """Close now if no request is in flight, else after the current response."""
+
+    def abort(self) -> None:
+        """Drop the connection without a response."""
 
 
-def make_handler(
-    edge: Edge,
-    *,
-    extra_routes: dict[str, Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]] | None = None,
-    on_reply: ReplyHook | None = None,
-) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
-    """The request handler for ``web.Server``. ``extra_routes`` maps exact paths served by the
-    edge itself (e.g. ``/_edge/feedback``) before any proxying."""
-    routes = extra_routes or {}
+class ConnectionSet:
+    """The open client connections of one worker: enforces the cap, and drains on stop."""
 
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        started = time.perf_counter()
-        route = routes.get(request.path)
-        if route is not None:
-            return await route(request)
-        host = request.headers.get("Host")
-        if not host:
-            # RFC 9112 §3.2: a request without Host (or with several) is rejected.
-            return _bad_request("missing Host header")
-        if len(request.headers.getall("Host")) > 1:
-            return _bad_request("more than one Host header")
-        head = RequestHead(
-            method=request.method,
-            host=host,
-            target=request.raw_path,
-            headers=tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.raw_headers),
-        )
-        incoming = Incoming(
-            head=head,
-            client=request.remote or "-",
-            scheme=request.scheme,
-            body=request.content.iter_any() if request.body_exists else None,
-        )
-        reply = await edge.handle(incoming)
-        response = await _write(request, reply, started)
-        if on_reply is not None:
-            on_reply(incoming, reply, time.perf_counter() - started)
-        return response
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._open: set[Connection] = set()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self.draining = False
 
-    return handle
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def admit(self, conn: Connection) -> bool:
+        """Register a new connection; False when it must be closed (cap reached or draining)."""
+        if self.draining or len(self._open) >= self._limit:
+            return False
+        self._open.add(conn)
+        self._empty.clear()
+        return True
+
+    def discard(self, conn: Connection) -> None:
+        self._open.discard(conn)
+        if not self._open:
+            self._empty.set()
+
+    async def drain(self, timeout: float) -> None:
+        """Close idle connections now, let requests in flight finish for up to ``timeout``
+        seconds, then abort whatever is left."""
+        self.draining = True
+        for conn in list(self._open):
+            conn.close_when_idle()
+        try:
+            await asyncio.wait_for(self._empty.wait(), timeout)
+        except asyncio.TimeoutError:
+            log.warning("drain timed out after %.1fs; aborting %d connection(s)", timeout, len(self._open))
+            for conn in list(self._open):
+                conn.abort()
 
 
-async def _write(request: web.BaseRequest, reply: Reply, started: float) -> web.StreamResponse:
-    headers = CIMultiDict(reply.headers)
-    headers.add("Server-Timing", _server_timing(reply, started))
-    if reply.stream is None:
-        return web.Response(status=reply.status, headers=headers, body=reply.body)
-    # A streamed body is relayed with the origin's framing replaced by ours.
-    headers.popall("Content-Length", None)
-    response = web.StreamResponse(status=reply.status, headers=headers)
-    await response.prepare(request)
-    try:
-        async for chunk in reply.stream:
-            await response.write(chunk)
-    except UpstreamError as error:
-        # The origin body broke mid-stream: the client must see a broken response, never a
-        # complete-looking short one, so the connection is aborted without the final chunk.
-        log.warning("origin body broke mid-stream; aborting client connection: %s", error)
-        if request.transport is not None:
-            request.transport.abort()
-        return response
-    await response.write_eof()
-    return response
+class DateClock:
+    """The ``Date`` field value (RFC 9110 §6.6.1), formatted at most once per second."""
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = ""
+
+    def value(self) -> str:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = formatdate(now, usegmt=True)
+        return self._value
 
 
-def _server_timing(reply: Reply, started: float) -> str:
-    """RFC-style Server-Timing metrics: what the cache did, and time spent at the origin."""
+@dataclass(frozen=True, slots=True)
+class ServerContext:
+    """Everything a connection needs from its worker."""
+
+    handler: Handler
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    routes: Mapping[str, Route] = field(default_factory=dict)
+    on_reply: ReplyHook | None = None
+    connections: ConnectionSet = field(default_factory=lambda: ConnectionSet(ServerLimits().max_connections))
+    clock: DateClock = field(default_factory=DateClock)
+
+
+# ---------------------------------------------------------------- response heads
+
+class Framing(Enum):
+    """How the end of a response body is delimited (RFC 9112 §6)."""
+
+    NONE = "none"
+    """No body follows: HEAD, 1xx, 204, 304 (any Content-Length is informational)."""
+    LENGTH = "length"
+    CHUNKED = "chunked"
+    CLOSE = "close"
+    """HTTP/1.0 client and a body of unknown length: the body ends when we close."""
+
+
+_STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in HTTPStatus}
+
+# Framing and connection management are ours; the reply's values for these are never copied.
+_OWN_FIELDS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+
+
+def status_line(status: int) -> str:
+    return _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Status {status}\r\n"
+
+
+@dataclass(slots=True)
+class HeadFields:
+    """A reply's header block with the fields we own taken out."""
+
+    lines: list[str]
+    declared_length: str | None
+    """The Content-Length the reply carried (HEAD and 304 keep it; a stream may be framed by it)."""
+    has_date: bool
+
+
+def head_fields(headers: Iterable[tuple[str, str]]) -> HeadFields:
+    lines: list[str] = []
+    declared: str | None = None
+    has_date = False
+    for name, value in headers:
+        if name in _OWN_FIELDS:
+            if name == "content-length":
+                declared = value
+            continue
+        if name == "date":
+            has_date = True
+        lines.append(f"{name}: {value}\r\n")
+    return HeadFields(lines, declared, has_date)
+
+
+def render_head(status: int, fields: HeadFields, framing: Framing, length: int | None, connection: str | None, date: str) -> bytes:
+    """The status line and header block, with our own framing and Connection fields."""
+    lines = fields.lines
+    lines.insert(0, status_line(status))
+    if not fields.has_date:
+        lines.append(f"date: {date}\r\n")
+    if framing is Framing.LENGTH or (framing is Framing.NONE and length is not None):
+        lines.append(f"content-length: {length}\r\n")
+    elif framing is Framing.CHUNKED:
+        lines.append("transfer-encoding: chunked\r\n")
+    if connection is not None:
+        lines.append(f"connection: {connection}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+def server_timing(reply: Reply, started: float) -> str:
+    """Server-Timing metrics: what the cache did, and time spent at the origin."""
     parts = [f'cache;desc="{reply.phase.value}"']
     if reply.origin_time is not None:
         parts.append(f"origin;dur={reply.origin_time * 1000:.2f}")
@@ -114,14 +214,17 @@ def _server_timing(reply: Reply, started: float) -> str:
     return ", ".join(parts)
 
 
-def make_server(handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]], limits: ServerLimits) -> web.Server:
-    # auto_decompress=False: request bodies are relayed to the origin exactly as sent.
-    return web.Server(
-        handler,
-        access_log=None,
-        max_line_size=limits.max_line_size,
-        max_field_size=limits.max_field_size,
-        max_headers=limits.max_headers,
-        keepalive_timeout=limits.keepalive_timeout,
-        auto_decompress=False,
+def error_head(status: int, message: str, date: str, extra: Iterable[tuple[str, str]] = ()) -> bytes:
+    """A response the server generates itself (RFC 9112 §2.2: reject, never guess): short text,
+    never stored, and the connection is closed after it."""
+    body = f"{status} {HTTPStatus(status).phrase}: {message}\n".encode("latin-1", "replace")
+    fields = HeadFields(
+        [
+            "content-type: text/plain; charset=utf-8\r\n",
+            "cache-control: no-store\r\n",
+            *(f"{k}: {v}\r\n" for k, v in extra),
+        ],
+        None,
+        False,
     )
+    return render_head(status, fields, Framing.LENGTH, len(body), "close", date) + body

@@ -1,0 +1,665 @@
+"""One client connection: HTTP/1.1 parsed by llhttp (httptools' C extension) feeding the Edge.
+
+The parser runs ahead of the handler: requests pipelined on a keep-alive connection are queued
+and answered strictly in order by one task per burst. Request bodies reach the handler as async
+iterators with flow control. Anything the server refuses itself (limits, smuggling, open-proxy
+attempts, timeouts) is answered with a short ``no-store`` error and the connection is closed,
+because after a framing doubt nothing later on the connection can be trusted (RFC 9112 §11.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from enum import Enum
+from typing import cast
+
+# The C parser is a hard requirement: there is deliberately no pure-Python fallback.
+from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
+
+from edgeproxy.cache.message import RequestHead
+from edgeproxy.proxy.edge import Incoming, Reply
+from edgeproxy.proxy.server import Framing, ServerContext, error_head, head_fields, render_head, server_timing
+from edgeproxy.proxy.upstream import UpstreamError
+
+log = logging.getLogger("edgeproxy.server")
+
+# Fields whose values decide framing, routing or connection handling.
+_WATCHED = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection"})
+# RFC 9110 §7.6.1 lets Connection name any field, but naming these asks the next hop to drop the
+# framing or routing of the request: a classic desync trick, so it is refused.
+_UNNOMINATABLE = frozenset({"content-length", "transfer-encoding", "host"})
+_ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+_LARGE_BODY = 256 * 1024
+"""Bodies at least this big are written separately rather than copied into one buffer."""
+
+
+class Rejection(Exception):
+    """A request the server refuses itself; ``status`` is what the client gets."""
+
+    def __init__(self, status: int, message: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+class Deadline(Enum):
+    """What the read-side timer is waiting for."""
+
+    HEAD = "head"
+    BODY = "body"
+    IDLE = "idle"
+
+
+class RequestBody:
+    """A request body as the handler reads it. Reading from the client pauses while more than
+    the buffer limit waits here, and resumes once the handler has drained it."""
+
+    __slots__ = ("_conn", "_chunks", "_buffered", "_done", "_error", "_waiter", "received")
+
+    def __init__(self, conn: EdgeProtocol) -> None:
+        self._conn = conn
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._done = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self.received = 0
+
+    @property
+    def complete(self) -> bool:
+        """Every byte of the body has arrived (whether or not the handler read it)."""
+        return self._done
+
+    @property
+    def buffered(self) -> int:
+        return self._buffered
+
+    def feed(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        self._buffered += len(chunk)
+        self.received += len(chunk)
+        self._wake()
+
+    def finish(self) -> None:
+        self._done = True
+        self._wake()
+
+    def fail(self, error: BaseException) -> None:
+        if not self._done:
+            self._error = error
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._chunks:
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        chunk = self._chunks.popleft()
+        self._buffered -= len(chunk)
+        self._conn.body_drained(self)
+        return chunk
+
+
+class _Exchange:
+    """One request on the connection, from its parsed head until its response is written."""
+
+    __slots__ = ("incoming", "body", "keep_alive", "http10", "head_only", "rejection", "local", "started")
+
+    def __init__(self, incoming: Incoming | None = None, *, keep_alive: bool = False, http10: bool = False) -> None:
+        self.incoming = incoming
+        self.body: RequestBody | None = incoming.body if incoming is not None else None  # type: ignore[assignment]
+        self.keep_alive = keep_alive
+        self.http10 = http10
+        self.head_only = incoming is not None and incoming.head.method == "HEAD"
+        self.rejection: Rejection | None = None
+        self.local: Reply | None = None
+        """A reply the server gives without asking the handler (``OPTIONS *``)."""
+        self.started = False
+        """Response bytes have been written: too late for an error response."""
+
+
+def origin_form(method: str, target: str, host: str) -> str:
+    """The origin-form target (RFC 9112 §3.2.1) this server answers, or a Rejection.
+
+    A reverse proxy is no forward proxy: an absolute-form target (§3.2.2) is accepted only when
+    it names the Host itself, and is then rewritten to origin-form.
+    """
+    if target.startswith("/"):
+        if target.startswith("//"):
+            # A network-path reference: some URL joiners read it as another host.
+            raise Rejection(400, "request target starts with '//'")
+        return target
+    if target == "*":
+        if method != "OPTIONS":
+            raise Rejection(400, "the asterisk-form target is only for OPTIONS (RFC 9112 §3.2.4)")
+        return target
+    scheme, sep, rest = target.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        raise Rejection(400, "request target must be origin-form ('/path')")
+    end = len(rest)
+    for delimiter in "/?#":
+        found = rest.find(delimiter)
+        if found != -1:
+            end = min(end, found)
+    authority, remainder = rest[:end], rest[end:]
+    if authority.lower() != host.lower():
+        raise Rejection(400, "absolute-form target names another host; this is a reverse proxy, not a forward proxy")
+    remainder = remainder.split("#", 1)[0]
+    return remainder if remainder.startswith("/") else "/" + remainder
+
+
+def body_length(watched: list[tuple[bytes, bytes]], http10: bool) -> tuple[int | None, bool]:
+    """(Content-Length, chunked) of a request, refusing every ambiguous framing (RFC 9112 §6.1,
+    §6.3, §11.2). llhttp already rejects CL with TE, duplicate or non-digit CL, obs-fold, bare CR
+    and LF and bad chunk sizes; these are the cases it lets through."""
+    lengths = [v for k, v in watched if k == b"content-length"]
+    codings = [v for k, v in watched if k == b"transfer-encoding"]
+    for name, value in watched:
+        if name == b"connection":
+            tokens = {t.strip().lower() for t in value.decode("latin-1").split(",")}
+            if tokens & _UNNOMINATABLE:
+                raise Rejection(400, "Connection may not name Content-Length, Transfer-Encoding or Host")
+    if codings:
+        if http10:
+            # §6.1: Transfer-Encoding in an HTTP/1.0 request means the framing is faulty.
+            raise Rejection(400, "Transfer-Encoding in an HTTP/1.0 request")
+        if len(codings) != 1 or codings[0].strip().lower() != b"chunked":
+            raise Rejection(400, "Transfer-Encoding other than exactly 'chunked'")
+        return None, True
+    if len(lengths) > 1:
+        raise Rejection(400, "more than one Content-Length")
+    if lengths:
+        value = lengths[0].strip()
+        if not value.isdigit():
+            raise Rejection(400, "Content-Length is not a number")
+        return int(value), False
+    return None, False
+
+
+class EdgeProtocol(asyncio.Protocol):
+    """An HTTP/1.1 server connection (see the module docstring)."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self._ctx = ctx
+        self._limits = ctx.limits
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._parser: HttpRequestParser | None = HttpRequestParser(self)
+        self._client = "-"
+        self._pipeline: deque[_Exchange] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._current: _Exchange | None = None
+        """The exchange whose body is being parsed."""
+        self._reading_paused = False
+        self._write_waiter: asyncio.Future[None] | None = None
+        # the request head being parsed
+        self._in_head = False
+        self._seq = 0
+        self._url: list[bytes] = []
+        self._url_size = 0
+        self._fields: list[tuple[str, str]] = []
+        self._watched: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        # deadlines: one timer, re-armed lazily (a deadline moving later costs no timer call)
+        self._read_deadline: Deadline | None = None
+        self._read_at = 0.0
+        self._send_at: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    # ------------------------------------------------------------ connection events
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        if not self._ctx.connections.admit(self):
+            transport.close()
+            self._parser = None
+            return
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._client = peer[0] if peer else "-"
+        # The first request's head must arrive within the header timeout of connecting.
+        self._arm_read(Deadline.HEAD, self._limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is None and self._parser is None:
+            return  # refused at admission
+        self._transport = None
+        self._parser = None
+        self._ctx.connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._current is not None and self._current.body is not None:
+            self._current.body.fail(ConnectionResetError("client closed the connection mid-body"))
+        if self._write_waiter is not None and not self._write_waiter.done():
+            self._write_waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_waiter = self._loop.create_future()
+        self._send_at = self._loop.time() + self._limits.send_timeout
+        self._schedule(self._send_at)
+
+    def resume_writing(self) -> None:
+        self._send_at = None
+        if self._write_waiter is not None and not self._write_waiter.done():
+            self._write_waiter.set_result(None)
+        self._write_waiter = None
+
+    def close_when_idle(self) -> None:
+        if not self._pipeline and not self._in_head and self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            return  # after a rejection or an upgrade request nothing more is parsed
+        seq, size_before = self._seq, self._head_size
+        try:
+            parser.feed_data(data)
+        except HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if not isinstance(cause, Rejection):
+                log.error("request parsing failed in our own callback", exc_info=cause)
+                cause = Rejection(500, "internal error while reading the request")
+            self._reject(cause)
+            return
+        except HttpParserUpgrade:
+            # RFC 9110 §7.8: we may ignore Upgrade and answer in HTTP/1.1, but llhttp treats what
+            # follows as another protocol, so nothing more is read and the connection closes.
+            self._stop_parsing()
+            return
+        except HttpParserError as exc:
+            self._reject(Rejection(400, str(exc) or "malformed request"))
+            return
+        if self._in_head:
+            if self._seq == seq:
+                # This whole chunk belongs to a head still incomplete.
+                self._head_size = size_before + len(data)
+            if self._head_size > self._limits.max_head_size:
+                self._reject(Rejection(431, f"request head larger than {self._limits.max_head_size} bytes"))
+            elif self._read_deadline is not Deadline.HEAD:
+                self._arm_read(Deadline.HEAD, self._limits.header_timeout)
+
+    # ------------------------------------------------------------ llhttp callbacks
+
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._seq += 1
+        self._url = []
+        self._url_size = 0
+        self._fields = []
+        self._watched = []
+        self._head_size = 0
+
+    def on_url(self, fragment: bytes) -> None:
+        self._url.append(fragment)
+        self._url_size += len(fragment)
+        self._head_size += len(fragment)
+        if self._url_size > self._limits.max_line_size:
+            raise Rejection(414, f"request target longer than {self._limits.max_line_size} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        limits = self._limits
+        if len(self._fields) >= limits.max_headers:
+            raise Rejection(431, f"more than {limits.max_headers} header fields")
+        size = len(name) + len(value)
+        if size > limits.max_field_size:
+            raise Rejection(431, f"a header field is longer than {limits.max_field_size} bytes")
+        self._head_size += size + 4
+        lowered = name.lower()
+        if lowered in _WATCHED:
+            self._watched.append((lowered, value))
+        self._fields.append((lowered.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        assert parser is not None
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise Rejection(505, f"HTTP/{version} is not supported; use HTTP/1.1")
+        http10 = version == "1.0"
+        method = parser.get_method().decode("ascii")
+        if method == "CONNECT":
+            raise Rejection(405, "CONNECT is not supported: this is a reverse proxy", (("allow", _ALLOW),))
+        hosts = [v for k, v in self._watched if k == b"host"]
+        if len(hosts) != 1 or not hosts[0]:
+            # RFC 9112 §3.2: exactly one non-empty Host (we route and key on it).
+            raise Rejection(400, "a request needs exactly one non-empty Host header")
+        host = hosts[0].decode("latin-1")
+        target = origin_form(method, b"".join(self._url).decode("latin-1"), host)
+        length, chunked = body_length(self._watched, http10)
+        has_body = chunked or bool(length)
+        upgrade = parser.should_upgrade()
+        if upgrade and has_body:
+            # llhttp would hand the body to the upgraded protocol; we never switch protocols.
+            raise Rejection(501, "Upgrade with a request body is not supported")
+        if length is not None and length > self._limits.max_body_size:
+            raise Rejection(413, f"request body larger than {self._limits.max_body_size} bytes")
+        body = RequestBody(self) if has_body else None
+        incoming = Incoming(
+            head=RequestHead(method, host, target, tuple(self._fields)),
+            client=self._client,
+            scheme="http",
+            body=body,
+        )
+        keep_alive = parser.should_keep_alive() and not upgrade
+        exchange = _Exchange(incoming, keep_alive=keep_alive, http10=http10)
+        if target == "*":
+            # RFC 9110 §9.3.7: OPTIONS * asks about the server itself; answered here.
+            exchange.local = Reply(200, [("allow", _ALLOW), ("cache-control", "no-store")])
+        if body is not None:
+            self._current = exchange
+            self._arm_read(Deadline.BODY, self._limits.body_timeout)
+        else:
+            self._read_deadline = None
+        self._enqueue(exchange)
+
+    def on_body(self, chunk: bytes) -> None:
+        exchange = self._current
+        assert exchange is not None and exchange.body is not None
+        body = exchange.body
+        if body.received + len(chunk) > self._limits.max_body_size:
+            raise Rejection(413, f"request body larger than {self._limits.max_body_size} bytes")
+        body.feed(chunk)
+        if body.buffered > self._limits.body_buffer:
+            self._read_deadline = None  # our pause, not the client's silence
+            self._pause_reading()
+        else:
+            self._read_at = self._loop.time() + self._limits.body_timeout
+
+    def on_message_complete(self) -> None:
+        exchange = self._current
+        if exchange is not None:
+            self._current = None
+            assert exchange.body is not None
+            exchange.body.finish()
+            self._read_deadline = None
+
+    # ------------------------------------------------------------ flow control
+
+    def body_drained(self, body: RequestBody) -> None:
+        """The handler took a chunk: resume reading once the buffer is low again."""
+        if (
+            self._reading_paused
+            and self._parser is not None
+            and body.buffered <= self._limits.body_buffer // 2
+            and len(self._pipeline) <= self._limits.max_pipelined
+        ):
+            self._resume_reading()
+            if self._current is not None:
+                self._arm_read(Deadline.BODY, self._limits.body_timeout)
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self._transport is not None:
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
+
+    def _stop_parsing(self) -> None:
+        self._parser = None
+        self._read_deadline = None
+        self._pause_reading()
+
+    async def _writable(self) -> None:
+        if self._write_waiter is not None:
+            await self._write_waiter
+
+    # ------------------------------------------------------------ deadlines
+
+    def _arm_read(self, deadline: Deadline, seconds: float) -> None:
+        self._read_deadline = deadline
+        self._read_at = self._loop.time() + seconds
+        self._schedule(self._read_at)
+
+    def _schedule(self, at: float) -> None:
+        if self._timer is not None:
+            if self._timer_at <= at:
+                return  # it fires first and re-arms for the later deadline
+            self._timer.cancel()
+        self._timer = self._loop.call_at(at, self._on_timer)
+        self._timer_at = at
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._transport is None:
+            return
+        now = self._loop.time()
+        if self._send_at is not None and now >= self._send_at:
+            log.info("client %s did not read its response for %.1fs; closing", self._client, self._limits.send_timeout)
+            self._transport.abort()
+            return
+        deadline = self._read_deadline
+        if deadline is not None and now >= self._read_at:
+            self._read_deadline = None
+            if deadline is Deadline.IDLE:
+                self._transport.close()
+            elif deadline is Deadline.HEAD:
+                self._reject(Rejection(408, f"request head not received within {self._limits.header_timeout:g}s"))
+            else:
+                self._reject(Rejection(408, f"no request body bytes for {self._limits.body_timeout:g}s"))
+            return
+        pending = [at for at in (self._send_at, self._read_at if deadline else None) if at is not None]
+        if pending:
+            self._schedule(min(pending))
+
+    # ------------------------------------------------------------ answering
+
+    def _enqueue(self, exchange: _Exchange) -> None:
+        self._pipeline.append(exchange)
+        if len(self._pipeline) > self._limits.max_pipelined:
+            self._pause_reading()
+        if self._task is None:
+            self._task = self._loop.create_task(self._serve())
+
+    def _reject(self, rejection: Rejection) -> None:
+        """Refuse the request being parsed; the error is written in its turn, then we close."""
+        self._stop_parsing()
+        exchange = self._current
+        if exchange is not None:
+            self._current = None
+            exchange.rejection = rejection
+            assert exchange.body is not None
+            exchange.body.fail(rejection)
+            if self._task is None:
+                self._task = self._loop.create_task(self._serve())
+        else:
+            self._in_head = False
+            self._enqueue(_Exchange())
+            self._pipeline[-1].rejection = rejection
+
+    async def _serve(self) -> None:
+        """Answer queued requests in order until the queue is empty or the connection ends."""
+        try:
+            while self._pipeline and self._transport is not None:
+                exchange = self._pipeline[0]
+                await self._answer(exchange)
+                self._pipeline.popleft()
+                if self._reading_paused and self._parser is not None and len(self._pipeline) <= self._limits.max_pipelined:
+                    current = self._current
+                    if current is None or current.body is None or current.body.buffered <= self._limits.body_buffer:
+                        self._resume_reading()
+        finally:
+            self._task = None
+        if self._transport is None:
+            return
+        if self._ctx.connections.draining and not self._in_head:
+            self._transport.close()
+        elif not self._in_head and self._parser is not None:
+            self._arm_read(Deadline.IDLE, self._limits.keepalive_timeout)
+
+    async def _answer(self, exchange: _Exchange) -> None:
+        incoming = exchange.incoming
+        if exchange.rejection is not None or incoming is None:
+            self._write_rejection(exchange)
+            return
+        started = time.perf_counter()
+        reply = exchange.local
+        if reply is None:
+            route = self._ctx.routes.get(incoming.head.path) if self._ctx.routes else None
+            try:
+                reply = await (route or self._ctx.handler)(incoming)
+            except Exception:
+                if exchange.rejection is None:
+                    log.exception("handler failed for %s %s", incoming.head.method, incoming.head.target)
+                    exchange.rejection = Rejection(500, "internal error")
+        if exchange.rejection is not None or reply is None:
+            # Set while the handler ran: its body broke a limit or timed out.
+            if exchange.rejection is not None:
+                await _discard(reply.stream if reply is not None else None)
+            self._write_rejection(exchange)
+            return
+        await self._write_reply(exchange, reply, started)
+        if self._ctx.on_reply is not None:
+            self._ctx.on_reply(incoming, reply, time.perf_counter() - started)
+
+    def _write_rejection(self, exchange: _Exchange) -> None:
+        rejection = exchange.rejection
+        assert rejection is not None
+        transport = self._transport
+        if transport is None:
+            return
+        self._stop_parsing()
+        if exchange.started:
+            transport.abort()
+            return
+        if rejection.status >= 500:
+            log.warning("answering %d to %s: %s", rejection.status, self._client, rejection.message)
+        else:
+            log.info("answering %d to %s: %s", rejection.status, self._client, rejection.message)
+        transport.write(error_head(rejection.status, rejection.message, self._ctx.clock.value(), rejection.extra))
+        transport.close()
+
+    async def _write_reply(self, exchange: _Exchange, reply: Reply, started: float) -> None:
+        transport = self._transport
+        if transport is None:
+            await _discard(reply.stream)
+            return
+        fields = head_fields(reply.headers)
+        fields.lines.append(f"server-timing: {server_timing(reply, started)}\r\n")
+        framing, length = _framing(exchange, reply, fields.declared_length)
+        body = exchange.body
+        keep_alive = (
+            exchange.keep_alive
+            and framing is not Framing.CLOSE
+            and (body is None or body.complete)  # an unread body would be parsed as a request
+            and not self._ctx.connections.draining
+        )
+        connection = None if keep_alive and not exchange.http10 else ("keep-alive" if keep_alive else "close")
+        head = render_head(reply.status, fields, framing, length, connection, self._ctx.clock.value())
+        exchange.started = True
+        if reply.stream is None or framing is Framing.NONE:
+            await _discard(reply.stream)
+            payload = reply.body if framing is Framing.LENGTH else b""
+            if len(payload) < _LARGE_BODY:
+                transport.write(head + payload)
+            else:
+                transport.write(head)
+                transport.write(payload)
+            complete = True
+        else:
+            transport.write(head)
+            complete = await self._write_stream(reply.stream, framing, length)
+        if not complete:
+            self._stop_parsing()
+            return
+        if self._write_waiter is not None:
+            await self._writable()
+        if not keep_alive and self._transport is not None:
+            self._stop_parsing()
+            self._transport.close()
+
+    async def _write_stream(self, stream: AsyncIterator[bytes], framing: Framing, length: int | None) -> bool:
+        """Relay a streamed body with our framing; False when the connection had to be aborted."""
+        sent = 0
+        try:
+            async for chunk in stream:
+                transport = self._transport
+                if transport is None:
+                    await _discard(stream)
+                    return False
+                if not chunk:
+                    continue
+                sent += len(chunk)
+                if framing is Framing.CHUNKED:
+                    transport.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+                elif length is not None and sent > length:
+                    log.warning("origin body exceeds its Content-Length %d; aborting client connection", length)
+                    transport.abort()
+                    await _discard(stream)
+                    return False
+                else:
+                    transport.write(chunk)
+                if self._write_waiter is not None:
+                    await self._writable()
+        except UpstreamError as error:
+            # The origin body broke mid-stream: the client must see a broken response, never a
+            # complete-looking short one, so the connection is aborted without the final chunk.
+            log.warning("origin body broke mid-stream; aborting client connection: %s", error)
+            self.abort()
+            return False
+        if self._transport is None:
+            return False
+        if framing is Framing.CHUNKED:
+            self._transport.write(b"0\r\n\r\n")
+        elif length is not None and sent != length:
+            log.warning("origin body ended at %d of %d bytes; aborting client connection", sent, length)
+            self._transport.abort()
+            return False
+        return True
+
+
+def _framing(exchange: _Exchange, reply: Reply, declared: str | None) -> tuple[Framing, int | None]:
+    """How this reply's body is delimited (RFC 9112 §6.3), and its length when known."""
+    status = reply.status
+    declared_length = int(declared) if declared is not None and declared.strip().isdigit() else None
+    if status < 200 or status == 204:
+        return Framing.NONE, None  # RFC 9110 §8.6: no Content-Length in 1xx and 204
+    if exchange.head_only or status == 304:
+        # RFC 9110 §8.6: HEAD and 304 may carry the length a GET would have had.
+        if declared_length is None and reply.stream is None and reply.body:
+            declared_length = len(reply.body)
+        return Framing.NONE, declared_length
+    if reply.stream is None:
+        return Framing.LENGTH, len(reply.body)
+    if declared_length is not None:
+        # The origin's Content-Length, verified while relaying: a mismatch aborts the connection.
+        return Framing.LENGTH, declared_length
+    if exchange.http10:
+        return Framing.CLOSE, None
+    return Framing.CHUNKED, None
+
+
+async def _discard(stream: AsyncIterator[bytes] | None) -> None:
+    """Release a stream we will not relay (its origin connection goes back or is closed)."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
