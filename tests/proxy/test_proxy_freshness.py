@@ -160,3 +160,22 @@ async def test_response_no_cache_is_stored_but_revalidated_before_every_use(
         seen = await client.get("/nc")
         assert seen.body == b"validated" and seen.cache_status.fwd_status == 304, seen
         assert origin.count("/nc") == expected_origin_requests
+
+
+async def test_a_304_for_a_newer_representation_is_not_passed_to_a_client_that_sent_no_precondition(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set(
+        "/lm", headers={"Cache-Control": "max-age=1", "Last-Modified": "Tue, 01 Jan 2030 00:00:00 GMT"}, body="a"
+    )
+    await client.get("/lm")
+    # A misbehaving origin: 304 to our If-Modified-Since, but describing a later modification.
+    origin.set(
+        "/lm", status=304, headers={"Cache-Control": "max-age=60", "Last-Modified": "Wed, 02 Jan 2030 00:00:00 GMT"}
+    )
+    await asyncio.sleep(1.1)
+
+    seen = await client.get("/lm")
+    # RFC 9110 §15.4.5: a 304 answers a conditional request; this client sent none and holds no
+    # copy, so it needs a full response (the cache retries unconditionally or fails cleanly).
+    assert seen.status != 304, seen
