@@ -12,6 +12,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import secrets
 import tempfile
 import time
 import urllib.error
@@ -19,6 +20,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import assert_never
 
 from tqdm import tqdm
 
@@ -117,9 +119,6 @@ class _Stage:
     admin: AdminAccess | None = None
 
 
-ADMIN_TOKEN = "bench-" + os.urandom(8).hex()
-
-
 @contextlib.contextmanager
 def _staged(config: RunConfig, target: Target) -> Iterator[_Stage]:
     """Start the origin, Redis (if the scenario asks) and the target; stop them all on exit."""
@@ -136,7 +135,7 @@ def _staged(config: RunConfig, target: Target) -> Iterator[_Stage]:
             proxy, admin = start_edgeproxy(
                 stack, logdir, origin.url, workers=config.workers,
                 redis=f"redis://127.0.0.1:{redis.port}/0" if redis else None,
-                admin_token=ADMIN_TOKEN if config.scenario.admin else None,
+                admin_token=secrets.token_urlsafe(16) if config.scenario.admin else None,
             )
             yield _Stage(proxy.url, origin, redis, admin)
             return
@@ -146,8 +145,19 @@ def _staged(config: RunConfig, target: Target) -> Iterator[_Stage]:
         yield _Stage(peer.url, origin)
 
 
+def check_runnable(config: RunConfig, target: Target) -> None:
+    """Refuse, before anything starts, a scenario the target cannot take part in."""
+    scenario = config.scenario
+    if target is Target.EXTERNAL and scenario.disruption is not Disruption.NONE:
+        raise ValueError(f"scenario {scenario.name} kills or purges servers it started, so it cannot use --target")
+    if target.peer is not None and not scenario.peers:
+        raise ValueError(f"scenario {scenario.name} needs edgeproxy (personalization, admin API or Redis); "
+                         f"{target.value} has no equivalent")
+
+
 def run_leg(config: RunConfig, target: Target, round_no: int = 1) -> Leg:
     """Run one leg against ``target``; every process it started is stopped when it returns."""
+    check_runnable(config, target)
     generator = config.generator.resolve()
     with _staged(config, target) as stage:
         _warm_up(stage.url, config)
@@ -174,22 +184,22 @@ class _Action:
 
 
 def _schedule(config: RunConfig, stage: _Stage) -> list[_Action]:
-    disruption = config.scenario.disruption
     at = DISRUPT_AT * config.duration
-    if disruption is Disruption.NONE:
-        return []
-    if stage.origin is None:
-        raise ValueError(f"scenario {config.scenario.name} disrupts servers, so it cannot run against --target")
-    if disruption is Disruption.ORIGIN_DOWN:
-        return [_Action(at, _killer(stage.origin))]
-    if disruption is Disruption.REDIS_DOWN:
-        if stage.redis is None:
-            raise ValueError("redis-down needs edgeproxy with Redis; peers have no L2")
-        return [_Action(at, _killer(stage.redis))]
-    if stage.admin is None:
-        raise ValueError("purge-storm needs edgeproxy's admin API; peers have none")
-    admin, rng = stage.admin, random.Random(config.seed)
-    return [_Action(0.5, lambda: _purge(admin, stage.url, rng), every=PURGE_EVERY_S)]
+    match config.scenario.disruption:
+        case Disruption.NONE:
+            return []
+        case Disruption.ORIGIN_DOWN:
+            assert stage.origin is not None
+            return [_Action(at, _killer(stage.origin))]
+        case Disruption.REDIS_DOWN:
+            assert stage.redis is not None
+            return [_Action(at, _killer(stage.redis))]
+        case Disruption.PURGE_STORM:
+            admin, site, rng = stage.admin, stage.url, random.Random(config.seed)
+            assert admin is not None
+            return [_Action(0.5, lambda: _purge(admin, site, rng), every=PURGE_EVERY_S)]
+        case unknown:
+            assert_never(unknown)
 
 
 def _killer(server: Server) -> Callable[[], str]:
