@@ -1,0 +1,43 @@
+"""Two proxies sharing one Redis: what one fetched, the other serves from L2, then from its L1;
+and a proxy started after a purge never serves the purged object from L2."""
+
+from __future__ import annotations
+
+from tests.conftest import RedisServer
+from tests.fleet.harness import fleet_node, url
+from tests.support.origin import ProgrammableOrigin
+
+CACHEABLE = {"Cache-Control": "public, max-age=60", "ETag": '"v1"'}
+
+
+async def test_fill_through_one_proxy_is_an_l2_hit_then_an_l1_hit_on_another(
+    origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
+) -> None:
+    origin.set("/page", headers=CACHEABLE, body="page v1")
+    async with fleet_node("A", origin_url, own_redis.url) as a, fleet_node("B", origin_url, own_redis.url) as b:
+        filled = await a.get("/page")
+        assert filled.status == 200 and filled.cache_status.stored, str(filled)
+
+        from_l2 = await b.get("/page")
+        assert from_l2.cache_status.hit and from_l2.cache_status.detail == "l2", str(from_l2)
+        assert from_l2.body == b"page v1"
+
+        from_l1 = await b.get("/page")
+        assert from_l1.cache_status.hit and from_l1.cache_status.detail == "l1", str(from_l1)
+    assert origin.count("/page") == 1
+
+
+async def test_a_proxy_started_after_a_purge_does_not_serve_the_purged_object_from_l2(
+    origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
+) -> None:
+    origin.set("/page", headers=CACHEABLE, body="page v1")
+    async with fleet_node("A", origin_url, own_redis.url) as a:
+        assert (await a.get("/page")).cache_status.stored
+        await a.admin.purge(urls=[url("/page")])
+        origin.set("/page", headers={**CACHEABLE, "ETag": '"v2"'}, body="page v2")
+
+        async with fleet_node("C", origin_url, own_redis.url) as c:
+            seen = await c.get("/page")
+            assert not seen.cache_status.hit and seen.cache_status.fwd == "uri-miss", str(seen)
+            assert seen.body == b"page v2"
+    assert origin.count("/page") == 2
