@@ -17,6 +17,17 @@ from edgeproxy.proxy.runtime import ProxyConfig, ProxyRuntime, running_proxy
 from tests.proxy.harness import InFlight, ProxyClient, proxy_client
 from tests.support.origin import ProgrammableOrigin, serve_app
 
+SMALL_OBJECTS_POLICY = """
+policies:
+  small:
+    match:
+      hosts: ["*"]
+      paths: ["/*"]
+    store:
+      max_object_size: 16KB
+"""
+"""A policy file under which bodies above 16 KiB stream through unstored."""
+
 StartProxy = Callable[..., AbstractAsyncContextManager[ProxyRuntime]]
 
 

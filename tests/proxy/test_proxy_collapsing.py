@@ -4,10 +4,13 @@ uncacheable answer never makes clients queue behind one another."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from tests.proxy.harness import InFlight, ProxyClient
+from edgeproxy.proxy.runtime import ProxyRuntime
+from tests.proxy.conftest import SMALL_OBJECTS_POLICY, StartProxy
+from tests.proxy.harness import InFlight, ProxyClient, proxy_client, wait_until
 from tests.support.origin import ProgrammableOrigin
 
 CLIENTS = 200
@@ -69,3 +72,45 @@ async def test_a_cacheable_answer_after_hit_for_miss_is_stored_again(client: Pro
     hit = await client.get("/flip")
     assert hit.cache_status.hit and hit.body == b"two"
     assert origin.count("/flip") == 2
+
+
+async def test_concurrent_revalidations_make_one_conditional_request(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/reval", headers={"Cache-Control": "max-age=1", "ETag": '"r"'}, body="kept")
+    await client.get("/reval")
+    origin.set("/reval", headers={"Cache-Control": "max-age=60", "ETag": '"r"'}, body="kept", delay=0.5)
+    await asyncio.sleep(1.1)
+
+    replies = await asyncio.gather(*(client.get("/reval") for _ in range(50)))
+
+    assert all(r.status == 200 and r.body == b"kept" for r in replies)
+    assert origin.count("/reval") == 2
+    assert sum(1 for r in replies if r.cache_status.fwd_status == 304) == 1
+
+
+async def test_waiters_survive_the_leading_client_going_away(
+    client: ProxyClient, origin: ProgrammableOrigin, proxy: ProxyRuntime
+):
+    origin.set("/leader", headers={"Cache-Control": "max-age=60"}, body="for everyone", delay=0.6)
+    async with proxy_client(proxy.url) as impatient:
+        leader = asyncio.ensure_future(impatient.get("/leader"))
+        await wait_until(lambda: origin.count("/leader") == 1, what="the leader's request reaching the origin")
+        waiter = asyncio.ensure_future(client.get("/leader"))
+        await asyncio.sleep(0.1)
+        leader.cancel()  # the leading client hangs up while its fetch is in flight
+        await asyncio.gather(leader, return_exceptions=True)
+    seen = await waiter
+    assert seen.status == 200 and seen.body == b"for everyone", seen
+
+
+async def test_waiters_on_a_too_large_response_fetch_it_themselves(
+    start_proxy: StartProxy, origin: ProgrammableOrigin, origin_url: str, tmp_path: Path
+):
+    (tmp_path / "small.yaml").write_text(SMALL_OBJECTS_POLICY)
+    big = bytes(range(256)) * 256  # 64 KiB, above the policy's 16 KiB
+    origin.set("/big", headers={"Cache-Control": "max-age=60"}, body=big, delay=0.3)
+    async with start_proxy(origin_url, policies=tmp_path) as proxy, proxy_client(proxy.url) as client:
+        replies = await asyncio.gather(*(client.get("/big") for _ in range(5)))
+        assert all(r.status == 200 and r.body == big for r in replies)
+        assert all(not r.cache_status.stored for r in replies)
+        assert {r.cache_status.detail for r in replies} == {"too-large"}
+        assert origin.count("/big") == 5

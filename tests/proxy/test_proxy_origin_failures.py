@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.proxy.conftest import StartProxy
+from tests.proxy.conftest import SMALL_OBJECTS_POLICY, StartProxy
 from tests.proxy.harness import ProxyClient, RawOrigin, proxy_client, unused_url
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.origin import ProgrammableOrigin
@@ -20,16 +20,6 @@ TRUNCATED = (
     b"Content-Length: 1000\r\n"
     b"\r\n" + b"x" * 500
 )
-
-SMALL_OBJECTS_POLICY = """
-policies:
-  small:
-    match:
-      hosts: ["*"]
-      paths: ["/*"]
-    store:
-      max_object_size: 16KB
-"""
 
 
 def origin_port(url: str) -> int:
