@@ -235,7 +235,9 @@ def decide_store(
     """
     if req.method not in ("GET", "HEAD"):
         return NoStore(NoCacheReason.METHOD)
-    if resp.status == 206 or resp.header("content-range"):
+    if resp.status == 206:
+        # We do not assemble ranges. Content-Range on any other status has no meaning
+        # (RFC 9110 §14.4) and the response is complete, so it is stored like any other.
         return NoStore(NoCacheReason.PARTIAL)
     if resp.status < 200 or resp.status == 304:
         return NoStore(NoCacheReason.STATUS)  # §3: only final responses; a 304 only updates

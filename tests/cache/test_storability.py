@@ -40,15 +40,20 @@ def test_other_status_needs_explicit_freshness(status: int) -> None:
     ("resp", "reason"),
     [
         (make_response(206, max_age=60, content_range="bytes 0-1/10"), NoCacheReason.PARTIAL),
-        (make_response(200, max_age=60, content_range="bytes 0-1/10"), NoCacheReason.PARTIAL),
         (make_response(304, max_age=60), NoCacheReason.STATUS),
         (make_response(101, max_age=60), NoCacheReason.STATUS),
         (make_response(599, cache_control="max-age=60, must-understand"), NoCacheReason.STATUS),
     ],
-    ids=["206", "content-range", "304-only-updates", "non-final", "must-understand-unknown-status"],
+    ids=["206", "304-only-updates", "non-final", "must-understand-unknown-status"],
 )
 def test_never_stored(resp: object, reason: NoCacheReason) -> None:
     assert decide(resp, rules=CacheRules(cache_errors=True)) == spec.NoStore(reason)  # type: ignore[arg-type]
+
+
+def test_content_range_outside_206_is_meaningless_and_stored() -> None:
+    """RFC 9110 §14.4: only 206 and 416 give Content-Range a meaning; a 200 is complete."""
+    decision = decide(make_response(max_age=60, content_range="bytes 0-1/10"))
+    assert isinstance(decision, spec.Store) and ("content-range", "bytes 0-1/10") in decision.headers
 
 
 def test_must_understand_overrides_no_store_for_known_status() -> None:
