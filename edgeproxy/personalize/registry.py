@@ -9,6 +9,7 @@ rollout, never a mix. Every model is validated in a child process before it may 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -18,10 +19,12 @@ from typing import Any, Protocol
 
 import xxhash
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from edgeproxy.personalize.model import LoadedModel, ModelError, ModelMeta
 from edgeproxy.personalize.validate import Validation, Verdict, validate_async
 
+log = logging.getLogger(__name__)
 MODEL_CHANNEL = "edgeproxy:models"
 """Pub/sub channel (after the backend's namespace) on which rollout changes are announced."""
 _MODEL_FILE = re.compile(r"(?P<name>[A-Za-z0-9_.-]+)-v(?P<version>\d+)\.json")
@@ -222,6 +225,7 @@ class Registry:
         self.rejected: dict[str, str] = {}
         """``name-vN`` -> reason, for every version that failed validation (never retried)."""
         self._loaded: dict[tuple[str, int], LoadedModel] = {}
+        self.apply_failures = 0
 
     async def refresh(self, name: str | None = None) -> None:
         """Load the rollout of ``name`` (or of every stored model) and swap it in.
@@ -246,9 +250,18 @@ class Registry:
             self._loaded = {k: m for k, m in self._loaded.items() if k[0] != n or k[1] in wanted}
 
     async def apply(self, message: Mapping[str, Any]) -> None:
-        """Handle a fleet-bus message from ``rollout_message``; other kinds are ignored."""
-        if message.get("kind") == "model-rollout" and isinstance(message.get("name"), str):
+        """Handle a fleet-bus message from ``rollout_message``; other kinds are ignored.
+
+        Never raises: if the backend cannot be read, the models already live keep serving and
+        the failure is logged and counted in ``apply_failures``.
+        """
+        if message.get("kind") != "model-rollout" or not isinstance(message.get("name"), str):
+            return
+        try:
             await self.refresh(message["name"])
+        except (RedisError, OSError, ValueError):
+            self.apply_failures += 1
+            log.warning("model rollout %s not applied; current models keep serving", message["name"], exc_info=True)
 
     async def _load(self, name: str, version: int | None) -> LoadedModel | None:
         if version is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from edgeproxy.personalize.cli import register
 from edgeproxy.personalize.model import ModelMeta
 from edgeproxy.personalize.registry import (
     MODEL_CHANNEL,
@@ -117,3 +119,40 @@ async def test_the_bundled_demo_model_loads() -> None:
     selection = registry.select("demo-ranker", "u0001")
     assert selection.model is not None and selection.model.forest is not None
     assert selection.model.forest.n_trees <= 100
+
+
+async def test_apply_survives_an_unreachable_backend(own_redis: object, small_model: tuple[str, ModelMeta]) -> None:
+    """A fleet message arriving while Redis is down leaves the live model serving."""
+    text, meta = small_model
+    client = Redis.from_url(own_redis.url, socket_timeout=1.0)  # type: ignore[attr-defined]
+    registry = Registry(RedisBackend(client, "t:"))
+    await publish(registry.backend, text, meta)
+    await registry.refresh()
+    own_redis.stop()  # type: ignore[attr-defined]
+    await registry.apply({"kind": "model-rollout", "name": "demo-ranker"})
+    assert registry.apply_failures == 1 and _version(registry) == 1
+    await client.aclose()
+
+
+def test_rollout_commands_from_the_shell(tmp_path: Path, small_model: tuple[str, ModelMeta], capsys: pytest.CaptureFixture[str]) -> None:
+    def cli(*argv: str) -> int:
+        parser = argparse.ArgumentParser(prog="edgeproxy")
+        register(parser.add_subparsers(required=True))
+        args = parser.parse_args([*argv, "--models", str(tmp_path / "models")])
+        return int(args.func(args))
+
+    text, meta = small_model
+    (tmp_path / "m.txt").write_text(text)
+    (tmp_path / "m.json").write_text(meta.to_json())
+    assert cli("model", "publish", str(tmp_path / "m.txt")) == 0
+    assert cli("model", "publish", str(tmp_path / "m.txt")) == 0
+    assert cli("model", "canary", "demo-ranker", "2", "--share", "0.25") == 0
+    assert "canary=v2 (25% of users)" in capsys.readouterr().out
+    assert cli("model", "shadow", "demo-ranker", "2") == 0
+    assert cli("model", "promote", "demo-ranker", "2") == 0
+    assert "current=v2  shadow=v2  history=v1" in capsys.readouterr().out
+    assert cli("model", "rollback", "demo-ranker") == 0
+    assert cli("model", "rollback", "demo-ranker") == 1
+    assert "no previous version" in capsys.readouterr().err
+    assert cli("model", "list") == 0
+    assert "current=v1" in capsys.readouterr().out
