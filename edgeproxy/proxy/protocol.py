@@ -218,12 +218,17 @@ class EdgeProtocol(asyncio.Protocol):
         self._fields: list[tuple[str, str]] = []
         self._watched: list[tuple[bytes, bytes]] = []
         self._head_size = 0
+        self._chunk_used = 0
+        """Bytes of the chunk being parsed that the callbacks accounted for (approximately)."""
+        self._begin_used = 0
         # deadlines: one timer, re-armed lazily (a deadline moving later costs no timer call)
         self._read_deadline: Deadline | None = None
         self._read_at = 0.0
         self._send_at: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._linger: asyncio.TimerHandle | None = None
+        self._eof = False
 
     # ------------------------------------------------------------ connection events
 
@@ -246,9 +251,10 @@ class EdgeProtocol(asyncio.Protocol):
         self._transport = None
         self._parser = None
         self._ctx.connections.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._linger):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._linger = None
         if self._current is not None and self._current.body is not None:
             self._current.body.fail(ConnectionResetError("client closed the connection mid-body"))
         if self._write_waiter is not None and not self._write_waiter.done():
@@ -265,6 +271,14 @@ class EdgeProtocol(asyncio.Protocol):
             self._write_waiter.set_result(None)
         self._write_waiter = None
 
+    def eof_received(self) -> bool:
+        """A client may half-close after its last request and still read the answers."""
+        self._eof = True
+        if self._current is not None and self._current.body is not None:
+            self._current.body.fail(ConnectionResetError("client closed its side mid-body"))
+        self._stop_parsing()
+        return bool(self._pipeline) and self._linger is None
+
     def close_when_idle(self) -> None:
         if not self._pipeline and not self._in_head and self._transport is not None:
             self._transport.close()
@@ -278,6 +292,7 @@ class EdgeProtocol(asyncio.Protocol):
         if parser is None:
             return  # after a rejection or an upgrade request nothing more is parsed
         seq, size_before = self._seq, self._head_size
+        self._chunk_used = 0
         try:
             parser.feed_data(data)
         except HttpParserCallbackError as exc:
@@ -296,9 +311,12 @@ class EdgeProtocol(asyncio.Protocol):
             self._reject(Rejection(400, str(exc) or "malformed request"))
             return
         if self._in_head:
+            # llhttp does not say where in the chunk the head began, and httptools holds a
+            # partial field out of sight, so the incomplete head is measured from the chunk.
             if self._seq == seq:
-                # This whole chunk belongs to a head still incomplete.
-                self._head_size = size_before + len(data)
+                self._head_size = size_before + len(data)  # the whole chunk is head
+            else:
+                self._head_size = len(data) - self._begin_used  # from where this head began
             if self._head_size > self._limits.max_head_size:
                 self._reject(Rejection(431, f"request head larger than {self._limits.max_head_size} bytes"))
             elif self._read_deadline is not Deadline.HEAD:
@@ -314,11 +332,13 @@ class EdgeProtocol(asyncio.Protocol):
         self._fields = []
         self._watched = []
         self._head_size = 0
+        self._begin_used = self._chunk_used
 
     def on_url(self, fragment: bytes) -> None:
         self._url.append(fragment)
         self._url_size += len(fragment)
         self._head_size += len(fragment)
+        self._chunk_used += len(fragment)
         if self._url_size > self._limits.max_line_size:
             raise Rejection(414, f"request target longer than {self._limits.max_line_size} bytes")
 
@@ -330,6 +350,9 @@ class EdgeProtocol(asyncio.Protocol):
         if size > limits.max_field_size:
             raise Rejection(431, f"a header field is longer than {limits.max_field_size} bytes")
         self._head_size += size + 4
+        self._chunk_used += size + 4
+        if self._head_size > limits.max_head_size:
+            raise Rejection(431, f"request head larger than {limits.max_head_size} bytes")
         lowered = name.lower()
         if lowered in _WATCHED:
             self._watched.append((lowered, value))
@@ -386,6 +409,7 @@ class EdgeProtocol(asyncio.Protocol):
         if body.received + len(chunk) > self._limits.max_body_size:
             raise Rejection(413, f"request body larger than {self._limits.max_body_size} bytes")
         body.feed(chunk)
+        self._chunk_used += len(chunk)
         if body.buffered > self._limits.body_buffer:
             self._read_deadline = None  # our pause, not the client's silence
             self._pause_reading()
@@ -511,8 +535,8 @@ class EdgeProtocol(asyncio.Protocol):
             self._task = None
         if self._transport is None:
             return
-        if self._ctx.connections.draining and not self._in_head:
-            self._transport.close()
+        if self._eof or (self._ctx.connections.draining and not self._in_head):
+            self._close_gracefully()
         elif not self._in_head and self._parser is not None:
             self._arm_read(Deadline.IDLE, self._limits.keepalive_timeout)
 
@@ -556,7 +580,21 @@ class EdgeProtocol(asyncio.Protocol):
         else:
             log.info("answering %d to %s: %s", rejection.status, self._client, rejection.message)
         transport.write(error_head(rejection.status, rejection.message, self._ctx.clock.value(), rejection.extra))
-        transport.close()
+        self._close_gracefully()
+
+    def _close_gracefully(self) -> None:
+        """Send FIN after the response, then read and drop the client's unread input for a
+        while: closing with unread input sends a reset that can destroy the response."""
+        transport = self._transport
+        if transport is None or self._linger is not None:
+            return
+        self._stop_parsing()
+        if self._eof or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        self._resume_reading()
+        self._linger = self._loop.call_later(self._limits.linger_timeout, transport.close)
 
     async def _write_reply(self, exchange: _Exchange, reply: Reply, started: float) -> None:
         transport = self._transport
@@ -593,9 +631,8 @@ class EdgeProtocol(asyncio.Protocol):
             return
         if self._write_waiter is not None:
             await self._writable()
-        if not keep_alive and self._transport is not None:
-            self._stop_parsing()
-            self._transport.close()
+        if not keep_alive:
+            self._close_gracefully()
 
     async def _write_stream(self, stream: AsyncIterator[bytes], framing: Framing, length: int | None) -> bool:
         """Relay a streamed body with our framing; False when the connection had to be aborted."""

@@ -41,7 +41,8 @@ class ServerLimits:
     max_field_size: int = 8192
     """Longest header field (name + value); longer → 431."""
     max_head_size: int = 65536
-    """Largest request head (request line and all fields); larger → 431."""
+    """Largest request head (request line and all fields); larger → 431. Across reads a head
+    is measured to within one field of its size."""
     max_headers: int = 100
     """Most header fields in one request; more → 431."""
     max_body_size: int = 16 * 1024 * 1024
@@ -54,6 +55,9 @@ class ServerLimits:
     """An idle keep-alive connection is closed after this."""
     send_timeout: float = 30.0
     """A client that does not drain our write buffer for this long is cut off."""
+    linger_timeout: float = 2.0
+    """After an error response, how long unread client input is still read and dropped so that
+    closing does not send a reset that destroys the response in flight (nginx lingering_close)."""
     max_connections: int = 10_000
     """Open client connections per worker; new ones beyond it are closed at once."""
     body_buffer: int = 256 * 1024
