@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only, never a window: reports are made on headless machines
 import matplotlib.pyplot as plt
@@ -49,7 +50,8 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{_fmt(s['p99_ms'], '.2f')} | {_fmt(s['hit_ratio'], '.1%')} | {s['errors']:,} |"
         )
     if doc["summary"]["ratios"]:
-        lines += ["", "| ratio | throughput | p99 latency |", "|---|---:|---:|"]
+        lines += ["", "| ratio | throughput (> 1: edgeproxy serves more) | p99 latency (< 1: edgeproxy faster) |",
+                  "|---|---:|---:|"]
         for name, r in doc["summary"]["ratios"].items():
             lines.append(f"| {name} | {_fmt(r['rps'], '.2f')}× | {_fmt(r['p99'], '.2f')}× |")
     lines += ["", "| leg | requests | req/s | p50 | p90 | p99 | p99.9 ms | hit ratio | errors | events |",
@@ -72,6 +74,16 @@ def _leg_label(leg: dict[str, Any]) -> str:
     return f"{leg['target']} #{leg['round']}"
 
 
+TARGET_COLORS = {"edgeproxy": "tab:blue", "nginx": "tab:green", "varnish": "tab:red", "external": "tab:purple"}
+ROUND_STYLES = ("-", "--", ":", "-.")
+
+
+def _leg_style(leg: dict[str, Any]) -> dict[str, str]:
+    """One colour per target, one line style per round: rounds of a target read as a family."""
+    return {"color": TARGET_COLORS.get(leg["target"], "black"),
+            "linestyle": ROUND_STYLES[(leg["round"] - 1) % len(ROUND_STYLES)]}
+
+
 def _disruption_lines(ax: Any, doc: dict[str, Any]) -> None:
     """Mark a kill (origin, Redis) with a vertical line: the plots are read relative to it."""
     marked = set()
@@ -86,15 +98,26 @@ def _disruption_lines(ax: Any, doc: dict[str, Any]) -> None:
 
 def plot_throughput(doc: dict[str, Any], out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4))
+    errors_ax = None
     for leg in doc["legs"]:
-        ax.plot(range(len(leg["timeline"])), [s["requests"] for s in leg["timeline"]], label=_leg_label(leg))
+        ax.plot(range(len(leg["timeline"])), [s["requests"] for s in leg["timeline"]], label=_leg_label(leg),
+                **_leg_style(leg))
         errors = [s["errors"] for s in leg["timeline"]]
         if any(errors):
-            ax.plot(range(len(errors)), errors, linestyle=":", label=f"{_leg_label(leg)} errors")
+            # Errors are usually a few per second against thousands served: own scale, right axis.
+            errors_ax = errors_ax or ax.twinx()
+            errors_ax.plot(range(len(errors)), errors, marker="x", linewidth=0.8,
+                           label=f"{_leg_label(leg)} errors/s", **_leg_style(leg))
     _disruption_lines(ax, doc)
     ax.set(title=f"{doc['config']['scenario']}: throughput over time", xlabel="second of run", ylabel="requests/s")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    if errors_ax is not None:
+        errors_ax.set_ylabel("errors/s (5xx and failures)")
+        errors_ax.set_ylim(bottom=0)
+        more = errors_ax.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, out / "throughput.png")
 
@@ -104,7 +127,7 @@ def plot_latency_cdf(doc: dict[str, Any], out: Path) -> Path:
     for leg in doc["legs"]:
         if leg["latency_cdf_ms"]:
             xs, ys = zip(*leg["latency_cdf_ms"], strict=True)
-            ax.step(xs, ys, where="post", label=_leg_label(leg))
+            ax.step(xs, ys, where="post", label=_leg_label(leg), **_leg_style(leg))
     ax.set_xscale("log")
     ax.set(title=f"{doc['config']['scenario']}: latency CDF (client side)", xlabel="latency (ms, log)",
            ylabel="fraction of requests")
@@ -121,7 +144,7 @@ def plot_hit_ratio(doc: dict[str, Any], out: Path) -> Path | None:
         ratios = [s["hits"] / (s["hits"] + s["misses"]) if s["hits"] + s["misses"] else math.nan
                   for s in leg["timeline"]]
         if not all(math.isnan(r) for r in ratios):
-            ax.plot(range(len(ratios)), ratios, label=_leg_label(leg))
+            ax.plot(range(len(ratios)), ratios, label=_leg_label(leg), **_leg_style(leg))
             drawn = True
     if not drawn:
         plt.close(fig)
@@ -172,6 +195,9 @@ def plot_rank_cost(rank_cost: Path | None, out: Path) -> Path | None:
            ylabel="µs per request (log)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xticks(sorted({x for by_pct in series.values() for pts in by_pct.values() for x, _ in pts}))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return _save(fig, out / "rank_cost.png")
