@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
+import itertools
 import multiprocessing as mp
 import queue
 import time
@@ -19,7 +19,7 @@ from multiprocessing.sharedctypes import Synchronized
 import aiohttp
 
 from bench.histogram import LatencyHistogram
-from bench.measure import CacheOutcome, Timeline, classify_cache_status
+from bench.measure import CacheOutcome, Second, Timeline, classify_cache_status
 from bench.workload import Workload
 
 REQUEST_TIMEOUT_S = 10.0
@@ -131,19 +131,20 @@ async def _worker(spec: LoadSpec, worker: int, start_at: float, progress: Synchr
     conns, budget = spec.share(worker)
     result = WorkerResult(LatencyHistogram(), Timeline(), {}, {}, 0)
     stream = spec.workload.stream(spec.seed, worker)
-    remaining = [math.inf if budget is None else budget]
+    # One iterator shared by every connection of this worker, so the budget is spent exactly once.
+    requests = stream if budget is None else itertools.islice(stream, budget)
     await asyncio.sleep(max(0.0, start_at - time.time()))
     deadline = time.monotonic() + spec.duration
-    connector = aiohttp.TCPConnector(limit=conns, force_close=False, enable_cleanup_closed=False)
+    connector = aiohttp.TCPConnector(limit=conns)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     async with aiohttp.ClientSession(spec.base_url, connector=connector, timeout=timeout,
                                      auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()) as session:
 
         async def connection() -> None:
             done = 0
-            while remaining[0] > 0 and time.monotonic() < deadline:
-                remaining[0] -= 1
-                request = next(stream)
+            for request in requests:
+                if time.monotonic() >= deadline:
+                    break
                 await _one(session, request.path, dict(request.headers), result, start_at)
                 done += 1
                 if done % PROGRESS_EVERY == 0:
@@ -160,8 +161,6 @@ async def _one(
     session: aiohttp.ClientSession, path: str, headers: dict[str, str], result: WorkerResult, start_at: float
 ) -> None:
     started = time.perf_counter()
-    second = result.timeline.at(max(0, int(time.time() - start_at)))
-    second.requests += 1
     try:
         async with session.get(path, headers=headers, allow_redirects=False) as resp:
             body = await resp.read()
@@ -169,8 +168,13 @@ async def _one(
             outcome = classify_cache_status(resp.headers.get("Cache-Status"))
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         result.errors[type(exc).__name__] = result.errors.get(type(exc).__name__, 0) + 1
+        second = _second_now(result, start_at)
+        second.requests += 1
         second.errors += 1
         return
+    # Counted in the second the answer arrived, as wrk's response() does.
+    second = _second_now(result, start_at)
+    second.requests += 1
     result.histogram.record((time.perf_counter() - started) * 1e6)
     result.body_bytes += len(body)
     key = str(status)
@@ -181,3 +185,7 @@ async def _one(
         second.hits += 1
     elif outcome is CacheOutcome.MISS:
         second.misses += 1
+
+
+def _second_now(result: WorkerResult, start_at: float) -> Second:
+    return result.timeline.at(max(0, int(time.time() - start_at)))
