@@ -5,7 +5,7 @@ prefix or tag needs no index in any storage tier, and one ban covers L1 and L2 a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import urlsplit
@@ -87,15 +87,27 @@ class Ban:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> Ban:
+    def from_json(cls, data: Mapping[str, object]) -> Ban:
+        """Inverse of :meth:`to_json`. Bans arrive from peers over the bus, so a malformed one
+        raises TypeError naming the field instead of becoming a ban that matches wrongly."""
+        issued_at = data.get("issued_at")
+        if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)):
+            raise TypeError(f"ban issued_at must be a number, got {issued_at!r}")
         return cls(
-            issued_at=float(data["issued_at"]),  # type: ignore[arg-type]
-            urls=tuple(data.get("urls", ())),  # type: ignore[arg-type]
-            prefixes=tuple(data.get("prefixes", ())),  # type: ignore[arg-type]
-            tags=frozenset(data.get("tags", ())),  # type: ignore[arg-type]
-            everything=bool(data.get("all", False)),
-            soft=bool(data.get("soft", False)),
+            issued_at=float(issued_at),
+            urls=_strings(data, "urls"),
+            prefixes=_strings(data, "prefixes"),
+            tags=frozenset(_strings(data, "tags")),
+            everything=data.get("all", False) is True,
+            soft=data.get("soft", False) is True,
         )
+
+
+def _strings(data: Mapping[str, object], name: str) -> tuple[str, ...]:
+    value = data.get(name, ())
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"ban {name} must be a list of strings, got {value!r}")
+    return tuple(value)
 
 
 class BanList:

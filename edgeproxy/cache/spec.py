@@ -522,7 +522,7 @@ def client_not_modified(req: RequestHead, entry: CacheEntry) -> bool:
 
 def _weak(etag: str) -> str:
     """The opaque-tag that weak comparison compares (RFC 9110 §8.8.3.2)."""
-    return etag[2:] if etag.startswith("W/") else etag
+    return etag.removeprefix("W/")
 
 
 # ---------------------------------------------------------------- invalidation

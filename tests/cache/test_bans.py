@@ -86,3 +86,20 @@ def test_json_round_trip() -> None:
     ban = Ban.create(T0, urls=["http://a.example/x"], prefixes=["/p"], tags=["t1", "t2"], soft=True)
     assert Ban.from_json(ban.to_json()) == ban
     assert Ban.from_json(Ban.create(T0, everything=True).to_json()).everything
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"urls": ["/a"]}, "issued_at"),
+        ({"issued_at": "yesterday"}, "issued_at"),
+        ({"issued_at": True}, "issued_at"),
+        ({"issued_at": 1.0, "urls": "/a"}, "urls"),
+        ({"issued_at": 1.0, "tags": [1, 2]}, "tags"),
+    ],
+    ids=["missing-time", "time-not-number", "time-bool", "urls-not-list", "tags-not-strings"],
+)
+def test_malformed_ban_from_a_peer_is_rejected(payload: dict[str, object], field: str) -> None:
+    """A ban from the bus that cannot be read must not silently become one that matches wrongly."""
+    with pytest.raises(TypeError, match=field):
+        Ban.from_json(payload)

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from edgeproxy.cache import spec
@@ -134,7 +136,7 @@ def test_stale_while_revalidate(cache_control: str, at: float, req_cc: str, expe
     ],
     ids=["strong-etag", "weak-etag", "last-modified", "both"],
 )
-def test_stale_with_validator_revalidates(fields: dict[str, str], conditional: tuple[tuple[str, str], ...]) -> None:
+def test_stale_with_validator_revalidates(fields: dict[str, Any], conditional: tuple[tuple[str, str], ...]) -> None:
     """§4.3.1: a stale response with validators is revalidated with a conditional request."""
     entry = make_entry(max_age=60, **fields)
     assert lookup(entry, 100) == spec.Revalidate(entry, 100, conditional)
@@ -150,7 +152,7 @@ def test_stale_without_validator_is_refetched_but_kept_for_errors() -> None:
     [({"etag": '"v1"'}, "Revalidate"), ({}, "Miss")],
     ids=["with-validator-revalidates", "without-validator-refetches"],
 )
-def test_response_no_cache_validates_every_use(fields: dict[str, str], expected: str) -> None:
+def test_response_no_cache_validates_every_use(fields: dict[str, Any], expected: str) -> None:
     """§5.2.2.4: even a fresh no-cache response must not be used without validation."""
     assert kind(lookup(make_entry(cache_control="max-age=600, no-cache", **fields), 0)) == expected
 
