@@ -523,7 +523,8 @@ class EdgeProtocol(asyncio.Protocol):
     async def _serve(self) -> None:
         """Answer queued requests in order until the queue is empty or the connection ends."""
         try:
-            while self._pipeline and self._transport is not None:
+            # A lingering connection has sent its last response (Connection: close, a refusal).
+            while self._pipeline and self._transport is not None and self._linger is None:
                 exchange = self._pipeline[0]
                 await self._answer(exchange)
                 self._pipeline.popleft()
@@ -533,7 +534,7 @@ class EdgeProtocol(asyncio.Protocol):
                         self._resume_reading()
         finally:
             self._task = None
-        if self._transport is None:
+        if self._transport is None or self._linger is not None:
             return
         if self._eof or (self._ctx.connections.draining and not self._in_head):
             self._close_gracefully()
