@@ -78,7 +78,7 @@ TARGET_COLORS = {"edgeproxy": "tab:blue", "nginx": "tab:green", "varnish": "tab:
 ROUND_STYLES = ("-", "--", ":", "-.")
 
 
-def _leg_style(leg: dict[str, Any]) -> dict[str, str]:
+def _leg_style(leg: dict[str, Any]) -> dict[str, Any]:
     """One colour per target, one line style per round: rounds of a target read as a family."""
     return {"color": TARGET_COLORS.get(leg["target"], "black"),
             "linestyle": ROUND_STYLES[(leg["round"] - 1) % len(ROUND_STYLES)]}
@@ -187,7 +187,7 @@ def plot_rank_cost(rank_cost: Path | None, out: Path) -> Path | None:
         line = None
         for pct, points in by_pct.items():
             xs, ys = zip(*points, strict=True)
-            style = {"linestyle": "-" if pct == "p50_us" else "--", "marker": "o"}
+            style: dict[str, Any] = {"linestyle": "-" if pct == "p50_us" else "--", "marker": "o"}
             if line is not None:
                 style["color"] = line.get_color()
             (line,) = ax.plot(xs, ys, label=f"{method} {pct.removesuffix('_us')}", **style)

@@ -17,6 +17,7 @@ import statistics
 import subprocess
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from bench.runner import Leg, RunConfig
 
@@ -104,7 +105,8 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def document(config: RunConfig, legs: list[Leg], command: str) -> dict[str, object]:
+def document(config: RunConfig, legs: list[Leg], command: str) -> dict[str, Any]:
+    """The results file's content (schema 1): context first, then the legs and their summary."""
     return {
         "schema": SCHEMA,
         "command": command,
@@ -118,10 +120,10 @@ def document(config: RunConfig, legs: list[Leg], command: str) -> dict[str, obje
     }
 
 
-def write(doc: dict[str, object], directory: Path = RESULTS_DIR) -> Path:
+def write(doc: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    path = directory / f"{doc['command']}-{doc['config']['scenario']}-{stamp}.json"  # type: ignore[index]
+    path = directory / f"{doc['command']}-{doc['config']['scenario']}-{stamp}.json"
     path.write_text(json.dumps(_finite(doc), indent=1, allow_nan=False))
     return path
 
