@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edgeproxy.cache.httpdate import format_http_date, parse_http_date
 
@@ -50,3 +52,16 @@ def test_rfc850_two_digit_year(value: str, year: int) -> None:
 def test_format_is_imf_fixdate_and_round_trips() -> None:
     assert format_http_date(SUNDAY) == "Sun, 06 Nov 1994 08:49:37 GMT"
     assert parse_http_date(format_http_date(SUNDAY + 0.7)) == SUNDAY
+
+
+@pytest.mark.fuzz
+@given(st.text(), st.one_of(st.none(), st.floats(min_value=0, max_value=4e9)))
+def test_parse_never_raises(value: str, now: float | None) -> None:
+    """Dates come from origins and clients: arbitrary text gives a timestamp or None."""
+    parsed = parse_http_date(value, now=now)
+    assert parsed is None or isinstance(parsed, float)
+
+
+@given(st.integers(min_value=0, max_value=253402300799))
+def test_format_parse_round_trip(timestamp: int) -> None:
+    assert parse_http_date(format_http_date(timestamp)) == timestamp

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edgeproxy.cache.message import RequestHead
 from edgeproxy.cache.vary import ABSENT, normalize, selecting_headers, vary_names
@@ -63,3 +65,11 @@ def test_selecting_headers_combines_field_lines() -> None:
     split = RequestHead("GET", "example.com", "/r", (("foo", "1"), ("foo", "2")))
     assert selecting_headers(("foo",), combined) == selecting_headers(("foo",), split) == (("foo", "1,2"),)
     assert selecting_headers(("bar",), combined) == (("bar", ABSENT),)
+
+
+@pytest.mark.fuzz
+@given(st.sampled_from(["accept-language", "accept-encoding", "foo"]), st.text())
+def test_normalize_is_idempotent(name: str, value: str) -> None:
+    """Normalizing twice changes nothing, so stored and fresh selections always agree."""
+    once = normalize(name, value)
+    assert normalize(name, once) == once
