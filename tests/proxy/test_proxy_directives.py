@@ -3,6 +3,8 @@ allows (§5.2.2, §3, §3.5), and which lifetime wins (§4.2.1, RFC 9213)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.proxy.harness import ProxyClient
@@ -39,6 +41,29 @@ async def test_only_if_cached_with_nothing_stored_is_a_504_without_contacting_th
     await client.get("/d")
     hit = await client.get("/d", headers={"Cache-Control": "only-if-cached"})
     assert hit.status == 200 and hit.cache_status.hit
+    assert origin.count("/d") == 1
+
+
+async def test_request_min_fresh_beyond_what_is_left_goes_to_the_origin(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/d", headers=STORED, body="stored")
+    await client.get("/d")
+    # §5.2.1.3: the client wants a response that stays fresh 120 s more; ours has < 60 s left.
+    seen = await client.get("/d", headers={"Cache-Control": "min-fresh=120"})
+    assert not seen.cache_status.hit, seen
+    assert origin.count("/d") == 2
+
+
+async def test_request_max_stale_accepts_a_stale_copy_without_the_origin(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/d", headers={"Cache-Control": "max-age=1", "ETag": '"v1"'}, body="stored")
+    await client.get("/d")
+    await asyncio.sleep(1.1)
+    # §5.2.1.2: the client accepts a response stale by up to 60 s.
+    seen = await client.get("/d", headers={"Cache-Control": "max-stale=60"})
+    assert seen.cache_status.hit and seen.body == b"stored", seen
     assert origin.count("/d") == 1
 
 

@@ -154,3 +154,32 @@ async def test_must_revalidate_forbids_serving_stale_on_error(client: ProxyClien
     seen = await client.get("/strict")
     assert seen.status in (503, 504), seen
     assert seen.body != b"x"
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+async def test_complete_chunked_body_is_stored_and_served_with_a_length(start_proxy: StartProxy):
+    raw = RawOrigin(CHUNKED_HEAD + b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    async with raw.serving() as url, start_proxy(url) as proxy, proxy_client(proxy.url) as client:
+        first = await client.get("/chunked")
+        hit = await client.get("/chunked")
+    assert first.body == hit.body == b"hello world"
+    assert hit.cache_status.hit and hit.headers["Content-Length"] == "11", hit
+    assert raw.requests == 1
+
+
+async def test_chunked_body_cut_before_its_last_chunk_is_not_stored(start_proxy: StartProxy):
+    raw = RawOrigin(CHUNKED_HEAD + b"5\r\nhello\r\n6\r\n world\r\n")
+    async with raw.serving() as url, start_proxy(url) as proxy, proxy_client(proxy.url) as client:
+        assert await _get_allowing_abort(client, "/cut") in (None, 502)
+        assert await _get_allowing_abort(client, "/cut") in (None, 502)
+    assert raw.requests == 2
+
+
+async def test_an_unparseable_origin_response_is_a_502(start_proxy: StartProxy):
+    raw = RawOrigin(b"this is not HTTP at all\r\n\r\n")
+    async with raw.serving() as url, start_proxy(url) as proxy, proxy_client(proxy.url) as client:
+        seen = await client.get("/garbage")
+    assert seen.status == 502, seen
+    assert seen.body.startswith(b"502 ")

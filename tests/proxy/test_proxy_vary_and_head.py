@@ -79,3 +79,14 @@ async def test_head_miss_fills_the_cache_for_a_later_get(client: ProxyClient, or
     got = await client.get("/doc")
     assert got.body == b"full body" and got.cache_status.hit, got
     assert origin.count("/doc") == 1
+
+
+async def test_head_of_an_uncacheable_resource_keeps_its_content_length(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/live", headers={"Cache-Control": "no-store"}, body=b"z" * 777)
+    for _ in range(2):  # the miss, then hit-for-miss
+        head = await client.head("/live")
+        assert head.status == 200 and head.body == b""
+        # RFC 9110 §9.3.2: the same fields a GET would have had.
+        assert head.headers["Content-Length"] == "777", head
