@@ -80,14 +80,14 @@ async def fleet_node(name: str, origin_url: str, redis_url: str | None) -> Async
             yield Node(name, runtime, client, Admin(session, f"http://127.0.0.1:{runtime.admin_port}"))
 
 
-async def commands_processed(redis_url: str) -> int:
-    """``total_commands_processed`` of the Redis server, less the INFO call that asked."""
+async def redis_counts(redis_url: str) -> tuple[int, int]:
+    """(commands processed, connections accepted) by the Redis server so far, less this call's."""
     client = Redis.from_url(redis_url)
     try:
         info = await client.info("stats")
     finally:
         await client.aclose()
-    return int(info["total_commands_processed"]) - 1
+    return int(info["total_commands_processed"]) - 1, int(info["total_connections_received"]) - 1
 
 
 @dataclass(frozen=True, slots=True)
