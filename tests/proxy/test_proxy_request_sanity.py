@@ -3,11 +3,16 @@ written as raw bytes because a well-behaved client library will not send them.""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from edgeproxy.proxy.runtime import ProxyRuntime
 from tests.support.origin import ProgrammableOrigin
 from tests.support.rawhttp import exchange
+
+CLIENT_PATIENCE = 2.0
+"""How long a client holding its body waits for 100 Continue (curl: 1 s) before sending anyway."""
 
 
 async def send_raw(proxy: ProxyRuntime, data: bytes) -> int:
@@ -64,3 +69,27 @@ async def test_non_origin_form_targets_get_a_clean_answer(proxy: ProxyRuntime, r
     # answer them itself or refuse them, but must not fail with an internal error.
     status = await send_raw(proxy, request_line + b"\r\nHost: a.example\r\n\r\n")
     assert status in (200, 204, 400, 405, 501), status
+
+
+async def test_expect_100_continue_gets_an_interim_response_before_the_body_is_sent(
+    proxy: ProxyRuntime, origin: ProgrammableOrigin
+):
+    # RFC 9110 §10.1.1: a client may hold the body until it sees 100 (curl waits 1 s per upload);
+    # the proxy answers 100 itself or relays the origin's, but must not leave the client waiting.
+    origin.set("/upload", status=201, body="stored")
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    try:
+        writer.write(b"PUT /upload HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        await writer.drain()
+        try:
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), CLIENT_PATIENCE)
+        except TimeoutError:
+            pytest.fail(f"no 100 Continue within {CLIENT_PATIENCE}s of a complete header section")
+        assert interim.startswith(b"HTTP/1.1 100"), interim
+        writer.write(b"hello")
+        await writer.drain()
+        final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert final.startswith(b"HTTP/1.1 201"), final
+    finally:
+        writer.close()
+    assert origin.last("/upload").body == b"hello"
