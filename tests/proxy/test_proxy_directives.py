@@ -153,3 +153,17 @@ async def test_cdn_cache_control_no_store_overrides_a_cacheable_cache_control(
     second = await client.get("/cdn-ns")
     assert not second.cache_status.hit, second
     assert origin.count("/cdn-ns") == 2
+
+
+@pytest.mark.parametrize("directive", ['no-cache="Set-Cookie"', 'private="Set-Cookie"'])
+async def test_qualified_directive_keeps_the_field_for_its_user_only(
+    client: ProxyClient, origin: ProgrammableOrigin, directive: str
+):
+    origin.set("/q", headers={"Cache-Control": f"max-age=60, {directive}", "Set-Cookie": "sid=first-user"}, body="x")
+    first = await client.get("/q")
+    assert first.cache_status.stored, first
+    # §5.2.2.4 / §5.2.2.7: the named field is not reused, but the response that carried it is
+    # still delivered whole to the client whose request fetched it.
+    assert first.headers.get("Set-Cookie") == "sid=first-user", first
+    second = await client.get("/q")
+    assert second.cache_status.hit and "Set-Cookie" not in second.headers, second

@@ -44,3 +44,14 @@ async def test_connection_close_is_honoured(proxy: ProxyRuntime, origin: Program
     )
     assert answer.closed and [r.status for r in answer.responses] == [200]
     assert answer.first.header("connection") == "close"
+
+
+async def test_chunked_request_body_reaches_the_origin_whole(proxy: ProxyRuntime, origin: ProgrammableOrigin):
+    origin.set("/upload", status=201, body="ok")
+    request = (
+        b"POST /upload HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n"
+    )
+    answer = await exchange("127.0.0.1", proxy.port, request, idle=1.0)
+    assert answer.first.status == 201
+    assert origin.last("/upload").body == b"hello world"

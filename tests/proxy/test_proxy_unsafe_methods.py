@@ -66,3 +66,14 @@ async def test_an_error_answer_to_an_unsafe_method_invalidates_nothing(client: P
     assert failed.status == 500
     # §4.4: only a non-error status invalidates.
     assert (await client.get("/res")).cache_status.hit
+
+
+async def test_invalidation_covers_every_variant(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/greeting", headers={"Cache-Control": "max-age=60", "Vary": "Accept-Language"}, body="hi")
+    for language in ("en", "fr"):
+        await client.get("/greeting", headers={"Accept-Language": language})
+    await client.request("POST", "/greeting", data=b"new text")
+    for language in ("en", "fr"):
+        seen = await client.get("/greeting", headers={"Accept-Language": language})
+        assert not seen.cache_status.hit, (language, seen)
+    assert gets(origin, "/greeting") == 4
