@@ -167,3 +167,19 @@ async def test_qualified_directive_keeps_the_field_for_its_user_only(
     assert first.headers.get("Set-Cookie") == "sid=first-user", first
     second = await client.get("/q")
     assert second.cache_status.hit and "Set-Cookie" not in second.headers, second
+
+
+async def test_a_forced_revalidation_that_fails_does_not_take_the_fresh_copy_out_of_service(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/d", headers=STORED, body="stored")
+    await client.get("/d")
+    origin.set("/d", status=503, headers={"Cache-Control": "no-store"}, body="down")
+
+    forced = await client.get("/d", headers={"Cache-Control": "no-cache"})
+    assert forced.status == 503
+    # One client's no-cache met an origin error; everyone else still has a fresh stored copy.
+    for _ in range(3):
+        seen = await client.get("/d")
+        assert seen.status == 200 and seen.body == b"stored" and seen.cache_status.hit, seen
+    assert origin.count("/d") == 2

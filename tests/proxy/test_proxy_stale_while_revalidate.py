@@ -60,3 +60,24 @@ async def test_request_max_age_refuses_a_stale_while_revalidate_answer(client: P
     # RFC 9111 §5.2.1.1: the client will not accept a response older than max-age.
     seen = await client.get("/swr-strict", headers={"Cache-Control": "max-age=0"})
     assert seen.body == b"new" and not seen.cache_status.hit, seen
+
+
+async def test_a_failed_background_refresh_keeps_the_stale_copy_in_service(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set(
+        "/swr-down", headers={"Cache-Control": "max-age=1, stale-while-revalidate=30", "ETag": '"v1"'}, body="v1"
+    )
+    await client.get("/swr-down")
+    origin.set("/swr-down", status=503, headers={"Cache-Control": "no-store"}, body="down")
+    await asyncio.sleep(1.1)
+
+    first = await client.get("/swr-down")
+    assert first.body == b"v1" and first.cache_status.detail == "stale-updating", first
+    await wait_until(lambda: origin.count("/swr-down") == 2, what="the background refresh reaching the origin")
+    await asyncio.sleep(0.1)  # let the failed refresh finish
+    # Still inside the window: an origin error during a background refresh is no reason to stop
+    # serving the stale copy (Varnish abandons a failed background fetch for the same reason).
+    for _ in range(3):
+        seen = await client.get("/swr-down")
+        assert seen.status == 200 and seen.body == b"v1", seen
