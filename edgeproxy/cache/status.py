@@ -13,6 +13,8 @@ _FWD = {
     CachePhase.VARY_MISS: "vary-miss",
     CachePhase.EXPIRED: "stale",
     CachePhase.REVALIDATED: "stale",
+    # RFC 9211 §2.2: stale-if-error forwarded the request and then used the stale copy.
+    CachePhase.STALE: "stale",
     CachePhase.BYPASS: "bypass",
     CachePhase.HIT_FOR_MISS: "bypass",
     CachePhase.ERROR: "uri-miss",
@@ -34,7 +36,9 @@ class CacheStatus:
 
     def render(self, name: str = CACHE_NAME) -> str:
         parts = [name]
-        hit = self.phase in (CachePhase.HIT, CachePhase.STALE, CachePhase.STALE_UPDATING)
+        # §2.1: "hit" means the request was not forwarded (stale-while-revalidate refreshes
+        # in the background, so its client was answered without forwarding).
+        hit = self.phase in (CachePhase.HIT, CachePhase.STALE_UPDATING)
         if hit:
             parts.append("hit")
         elif self.phase is not CachePhase.ONLY_IF_CACHED:

@@ -65,6 +65,8 @@ class EdgeControl:
         self._health_checks = health_checks
         self._models = models
         self._clock = clock
+        self.on_reload: Callable[[], Awaitable[None]] | None = None
+        """Extra work a reload triggers (re-reading a models directory)."""
         self.stats_source: Callable[[float], dict[str, Any]] = stats.snapshot
         """What ``/stats`` reports: this worker's window, or (multi-worker) the merged fleet view."""
 
@@ -102,6 +104,8 @@ class EdgeControl:
     async def reload_policies(self) -> ReloadResult:
         result = self.policies.reload()
         self._metrics.set_policy_version(self.policies.current.version)
+        if self.on_reload is not None:
+            await self.on_reload()
         if result.outcome is PolicyReloadOutcome.APPLIED and self._publish is not None:
             try:
                 await self._publish("policy-reload", {"version": result.version})

@@ -24,11 +24,13 @@ from edgeproxy.cache.status import CacheStatus
 from edgeproxy.cache.vary import selecting_headers, vary_names
 from edgeproxy.policies.builtin import bypass_reason
 from edgeproxy.policies.keying import RequestKey, request_key
-from edgeproxy.policies.model import OriginSettings, Policy
+from edgeproxy.policies.model import OriginSettings, PersonalizeSettings, Policy
 from edgeproxy.proxy import hdrs
 from edgeproxy.proxy.collapse import Collapser, Failed, Filled, Lead, Uncacheable
 from edgeproxy.proxy.hitformiss import HitForMiss
-from edgeproxy.proxy.upstream import Upstream, UpstreamError, UpstreamResponse
+from edgeproxy.proxy.reply import Incoming, Reply
+from edgeproxy.proxy.personalization import BASE_ONLY_FIELDS, PersonalizeStage, etag_listed
+from edgeproxy.proxy.upstream import Upstream, UpstreamError, UpstreamFailure, UpstreamResponse
 from edgeproxy.storage.locks import FillLock
 from edgeproxy.storage.tiered import Tier
 
@@ -44,37 +46,6 @@ FLEET_WAIT = 2.0
 NOT_MODIFIED_FIELDS = frozenset(
     {"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """A parsed client request: the head the core reasons about plus what only I/O needs."""
-
-    head: RequestHead
-    client: str
-    scheme: str = "http"
-    body: AsyncIterator[bytes] | None = None
-
-
-@dataclass(slots=True)
-class Reply:
-    """What to send back. Exactly one of ``body`` and ``stream`` carries the payload."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes = b""
-    stream: AsyncIterator[bytes] | None = None
-    phase: CachePhase = CachePhase.MISS
-    key_hash: bytes | None = None
-    ttl: float | None = None
-    origin_time: float | None = None
-    detail: str | None = None
-    collapsed: bool = False
-    origin: str | None = None
-    """The origin URL asked, when one was."""
-    origin_error: str | None = None
-    """UpstreamFailure kind when the origin could not answer (metrics, origin health)."""
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 class Edge:
@@ -103,6 +74,8 @@ class Edge:
         self.max_object_lifetime = max_object_lifetime
         self.fill_lock = fill_lock
         self.fleet_ready = fleet_ready
+        self.personalize: PersonalizeStage | None = None
+        """Set once the ranker is loaded; until then lists are served in their base order."""
         """False while Redis is known to be down: skip fleet locks instead of timing out on them."""
         self.clock = clock
         self._refreshing: set[asyncio.Task[None]] = set()
@@ -112,7 +85,16 @@ class Edge:
     async def handle(self, inc: Incoming) -> Reply:
         req = inc.head
         policy: Policy = self._policies().match(req.host, req.method, req.path)  # type: ignore[attr-defined]
-        reply = await self._handle(inc, policy)
+        settings = policy.personalize if self.personalize is not None else None
+        if settings is None:
+            reply = await self._handle(inc, policy)
+        else:
+            # The client's validators belong to its personalized copy, never to the base object.
+            base_inc = replace(inc, head=replace(req, headers=tuple(
+                (k, v) for k, v in req.headers if k not in hdrs.CONDITIONALS)))
+            reply = await self._handle(base_inc, policy)
+            if reply.entry is not None and reply.status == 200:
+                reply = await self._personalized(req, reply, settings)
         if reply.origin_time is not None or reply.origin_error is not None:
             reply.origin = (policy.origin or self.default_origin).url
         return reply
@@ -142,6 +124,30 @@ class Edge:
                 return await self._collapsed_fetch(inc, policy, rk, req_cc, phase, stale, ())
             case spec.OnlyIfCachedMiss():
                 return self._error_reply(504, "only-if-cached: no stored response fits", CachePhase.ONLY_IF_CACHED)
+
+    async def _personalized(self, req: RequestHead, reply: Reply, settings: PersonalizeSettings) -> Reply:
+        assert self.personalize is not None and reply.entry is not None and reply.cache_status is not None
+        entry = reply.entry
+        now = self.clock()
+        if entry.prepared is None:
+            # Entries promoted from L2 (or stored before the ranker loaded) are prepared once here.
+            entry = self.personalize.prepare_entry(entry, settings)
+            self.store.l1.put_nowait(key_hash(entry.key), entry, max(0.0, spec.storage_ttl(entry, now)))  # type: ignore[attr-defined]
+        ranked = await self.personalize.rank(req, entry, settings, now)
+        if ranked is None:
+            return reply
+        body, extra_headers, detail, elapsed = ranked
+        status = replace(reply.cache_status, detail=f"{reply.cache_status.detail or reply.phase.value} {detail}")
+        ttl = int(reply.ttl) if reply.ttl is not None and reply.ttl > 0 else 0
+        # Never stored downstream as shared: this copy is for one user (issue: personalization).
+        cache_control = f"private, max-age={ttl}" if ttl else "private, no-cache"
+        headers = [(k, v) for k, v in reply.headers if k not in BASE_ONLY_FIELDS and k != "cache-status"]
+        headers += [*extra_headers, ("cache-control", cache_control), ("cache-status", status.render())]
+        etag = extra_headers[0][1]
+        if etag_listed(req.header("if-none-match"), etag):
+            kept = [(k, v) for k, v in headers if k in NOT_MODIFIED_FIELDS or k in ("age", "via", "cache-status")]
+            return replace(reply, status=304, headers=kept, body=b"", cache_status=status, timings={"rank": elapsed})
+        return replace(reply, headers=headers, body=body, cache_status=status, timings={**reply.timings, "rank": elapsed})
 
     # ------------------------------------------------------------ lookup
 
@@ -258,13 +264,25 @@ class Edge:
         origin_time = time.perf_counter() - started
         head = ResponseHead(resp.status, spec.with_date(resp.headers, response_time))
 
-        if resp.status == 304 and stale is not None and spec.validator_matches(stale, head):
+        if resp.status == 304 and conditional:
             resp.close()
-            return await self._revalidated(req, req_cc, policy, rk, stale, head, request_time, response_time, origin_time, lead)
+            if stale is not None and spec.validator_matches(stale, head):
+                return await self._revalidated(req, req_cc, policy, rk, stale, head, request_time, response_time, origin_time, lead)
+            # §4.3.3: a 304 that selects no stored response is useless to us, and the client
+            # sent no precondition of its own (we dropped it): ask again without conditions.
+            return await self._fetch(inc, policy, rk, req_cc, phase, stale, (), lead=lead)
+        if resp.status == 304:
+            # We sent no precondition, so a 304 carries nothing a client without a copy can use.
+            resp.close()
+            error = UpstreamError(UpstreamFailure.PROTOCOL, "origin answered 304 to an unconditional request")
+            self._resolve(lead, Failed(error))
+            return self._origin_failed(req, stale, error, rk)
         if resp.status in STALE_IF_ERROR_STATUSES and stale is not None and spec.may_serve_stale_on_error(stale, response_time):
             resp.close()
             self._resolve(lead, Uncacheable())
-            return self._from_cache(req, stale, CachePhase.STALE, response_time, rk, detail=f"origin-{resp.status}")
+            return self._from_cache(
+                req, stale, CachePhase.STALE, response_time, rk, fwd_status=resp.status, detail=f"origin-{resp.status}"
+            )
 
         decision = spec.decide_store(req, req_cc, head, policy.rules, request_time=request_time, response_time=response_time)
         if isinstance(decision, spec.NoStore):
@@ -281,10 +299,14 @@ class Edge:
             return self._stream_uncached(
                 policy, req, resp, head, NoCacheReason.TOO_LARGE, phase, rk, origin_time, lead, prefix=body
             )
-        entry = await self._store(rk, req, head, body, decision, request_time, response_time)
+        entry = await self._store(policy, rk, req, head, body, decision, request_time, response_time)
         self.hit_for_miss.forget(rk.hash)
         self._resolve(lead, Filled(entry))
-        reply = self._from_cache(req, entry, phase, response_time, rk, fwd_status=resp.status, stored=True)
+        # The client whose request filled the cache gets the origin's own header fields
+        # (including private="field" / Set-Cookie ones the stored copy leaves out).
+        reply = self._from_cache(
+            req, entry, phase, response_time, rk, fwd_status=resp.status, stored=True, headers=head.headers
+        )
         reply.origin_time = origin_time
         return reply
 
@@ -306,7 +328,7 @@ class Edge:
         merged_head = ResponseHead(stale.status, updated_headers)
         decision = spec.decide_store(req, req_cc, merged_head, policy.rules, request_time=request_time, response_time=response_time)
         if isinstance(decision, spec.NoStore):
-            entry = replace(stale, headers=updated_headers, fresh_for=0.0)
+            entry = replace(stale, headers=tuple((k, v) for k, v in updated_headers if k != "age"), fresh_for=0.0)
             await self._forget(rk)
             self._resolve(lead, Uncacheable())
             return self._from_cache(req, entry, CachePhase.REVALIDATED, response_time, rk, fwd_status=304)
@@ -411,6 +433,7 @@ class Edge:
 
     async def _store(
         self,
+        policy: Policy,
         rk: RequestKey,
         req: RequestHead,
         head: ResponseHead,
@@ -440,6 +463,8 @@ class Edge:
             tags=decision.tags,
             stored_at=response_time,
         )
+        if policy.personalize is not None and self.personalize is not None:
+            entry = self.personalize.prepare_entry(entry, policy.personalize)
         if names:
             index = VaryIndex(key=rk.text, header_names=names, stored_at=response_time, fresh_for=self.max_object_lifetime)
             await self.store.put(rk.hash, index, self.max_object_lifetime)  # type: ignore[attr-defined]
@@ -470,27 +495,31 @@ class Edge:
         stored: bool = False,
         collapsed: bool = False,
         detail: str | None = None,
+        headers: Headers | None = None,
     ) -> Reply:
+        """Deliver a stored response; ``headers`` replaces its stored fields for this delivery."""
         age = spec.current_age(entry, now)
         ttl = entry.fresh_for - age
         hit_detail = detail or (tier.value if phase is CachePhase.HIT and tier is not Tier.NONE else None)
         status = CacheStatus(
             phase, fwd_status=fwd_status, ttl=ttl, stored=stored, collapsed=collapsed, detail=hit_detail
         )
-        headers = [(k, v) for k, v in entry.headers]
-        headers.append(("age", str(int(age))))
+        delivered = [(k, v) for k, v in (entry.headers if headers is None else headers) if k != "age"]
+        delivered.append(("age", str(int(age))))
         if spec.client_not_modified(req, entry):
-            kept = [(k, v) for k, v in headers if k in NOT_MODIFIED_FIELDS or k == "age"]
+            kept = [(k, v) for k, v in delivered if k in NOT_MODIFIED_FIELDS or k == "age"]
             return Reply(304, self._delivery_headers(kept, status), phase=phase, key_hash=rk.hash, ttl=ttl, detail=hit_detail)
         return Reply(
             entry.status,
-            self._delivery_headers(headers, status),
+            self._delivery_headers(delivered, status),
             body=entry.body,
             phase=phase,
             key_hash=rk.hash,
             ttl=ttl,
             detail=hit_detail,
             collapsed=collapsed,
+            entry=entry,
+            cache_status=status,
         )
 
     def _origin_failed(self, req: RequestHead, stale: CacheEntry | None, error: UpstreamError, rk: RequestKey) -> Reply:
@@ -533,6 +562,8 @@ class Edge:
         forwarded_for = head.header("x-forwarded-for")
         out.append(("x-forwarded-for", f"{forwarded_for}, {inc.client}" if forwarded_for else inc.client))
         out.append(("x-forwarded-proto", inc.scheme))
+        # Edge Architecture 1.0: tell the origin we understand Surrogate-Control.
+        out.append(spec.SURROGATE_CAPABILITY)
         # RFC 9110 §7.6.3: each intermediary appends itself to the Via chain.
         via = head.header("via")
         out.append(("via", f"{via}, {hdrs.VIA_VALUE}" if via else hdrs.VIA_VALUE))

@@ -8,7 +8,7 @@ from edgeproxy.cache.entry import Headers
 HOP_BY_HOP = frozenset(
     {
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-        "upgrade", "proxy-authenticate", "proxy-authorization",
+        "upgrade", "proxy-authenticate", "proxy-authorization", "proxy-authentication-info",
     }
 )
 

@@ -15,7 +15,12 @@ from pathlib import Path
 from aiohttp import web
 
 from edgeproxy.accesslog import AccessLog
+from redis.asyncio import Redis
+
 from edgeproxy.admin.app import make_admin_app
+from edgeproxy.admin.control import ModelCommand, ModelOutcome, ModelResult
+from edgeproxy.demo.world import World
+from edgeproxy.personalize.runtime import PersonalizeConfig, open_personalizer
 from edgeproxy.admin.auth import check_admin_bind
 from edgeproxy.admin.stats import LiveStats
 from edgeproxy.admin.statsboard import StatsBoard
@@ -26,6 +31,7 @@ from edgeproxy.policies.reload import PolicyHolder, ReloadResult
 from edgeproxy.proxy.control import EdgeControl
 from edgeproxy.proxy.edge import Edge
 from edgeproxy.proxy.fleet import FleetLink
+from edgeproxy.proxy.personalization import PersonalizeStage
 from edgeproxy.proxy.localbus import LocalBus
 from edgeproxy.proxy.observe import Observer
 from edgeproxy.proxy.protocol import EdgeProtocol
@@ -36,6 +42,8 @@ from edgeproxy.storage.null import NullStore
 from edgeproxy.storage.tiered import TieredStore
 
 log = logging.getLogger("edgeproxy.runtime")
+
+FEEDBACK_PATH = "/_edge/feedback"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,12 @@ class ProxyConfig:
     access_log_sample: float = 1.0
     workers: int = 1
     """How many worker processes share the port (reported in /stats)."""
+    models: Path | None = None
+    """Ranking models directory (None: the bundled demo model, or Redis when configured)."""
+    events_path: Path = Path("edgeproxy-events.jsonl")
+    """Impressions and clicks without Redis (with Redis: a Redis Stream)."""
+    demo_profiles: bool = False
+    """Seed the demo world's user profiles (``make demo``)."""
 
 
 class ProxyRuntime:
@@ -94,6 +108,7 @@ class ProxyRuntime:
         self.metrics.add_store_source(self._l1_sample)
         self.stats = LiveStats()
         self.access_log = AccessLog(config.access_log, config.access_log_sample) if config.access_log else None
+        self.personalize: PersonalizeStage | None = None
         self.control = EdgeControl(
             bans=self.bans,
             policies=self.policies,
@@ -102,6 +117,7 @@ class ProxyRuntime:
             publish=self.bus.publish if self.bus else None,
             extra_stats=self._extra_stats,
             health_checks=self._health_checks,
+            models=self._model_command,
         )
         self._admin: web.AppRunner | None = None
         self.admin_port: int | None = None
@@ -117,9 +133,13 @@ class ProxyRuntime:
         if self.config.admin is not None:
             check_admin_bind(self.config.admin[0], self.config.admin_token)
         await self.upstream.start()
+        if any(policy.personalize for policy in self.policies.current.policies):
+            await self._open_personalizer()
+        routes = {FEEDBACK_PATH: self.personalize.feedback_route} if self.personalize else {}
         self._connections = ConnectionSet(self.config.limits.max_connections)
         context = ServerContext(
             handler=self.edge.handle,
+            routes=routes,
             limits=self.config.limits,
             on_reply=Observer(self.metrics, self.stats, self.access_log),
             connections=self._connections,
@@ -147,6 +167,7 @@ class ProxyRuntime:
         if self.bus is not None:
             self.bus.on("purge", lambda payload: self.control.apply_ban(Ban.from_json(payload)))
             self.bus.on("policy-reload", lambda payload: self._on_reload(self.policies.reload()))
+            self.bus.on("model-rollout", self._on_model_rollout)
         if self.fleet is not None:
             await self.fleet.start(on_gap=self.l1.clear_nowait)
         elif isinstance(self.bus, LocalBus):
@@ -167,6 +188,28 @@ class ProxyRuntime:
         await site.start()
         self.admin_port = self._admin.addresses[0][1]
         log.info("admin API on http://%s:%d", host, self.admin_port)
+
+    async def _open_personalizer(self) -> None:
+        """Load (and child-validate) the ranking models; until this ends lists go out unranked."""
+        redis = Redis.from_url(self.config.redis, socket_timeout=2.0) if self.config.redis else None
+        profiles = World().profiles if self.config.demo_profiles else {}
+        personalizer = await open_personalizer(PersonalizeConfig(
+            models_dir=self.config.models, redis=redis, events_path=self.config.events_path, seed_profiles=profiles))
+        self.personalize = PersonalizeStage(personalizer, self.metrics)
+        await self.personalize.refresh()
+        self.control.on_reload = self.personalize.refresh
+        self.edge.personalize = self.personalize
+        self._tasks.append(asyncio.get_running_loop().create_task(personalizer.flush_forever()))
+
+    async def _on_model_rollout(self, payload: dict[str, object]) -> None:
+        if self.personalize is not None:
+            await self.personalize.personalizer.registry.apply(payload)
+            await self.personalize.refresh()
+
+    async def _model_command(self, command: ModelCommand) -> ModelResult:
+        if self.personalize is None:
+            return ModelResult(ModelOutcome.REJECTED, detail="no policy personalizes responses; no model is loaded")
+        return await self.personalize.model_command(command, announce=self.bus.publish if self.bus else None)
 
     def _l1_sample(self) -> StoreSample:
         stats = self.l1.stats()
@@ -218,6 +261,8 @@ class ProxyRuntime:
         await self.upstream.close()
         if self.bus is not None:
             await self.bus.close()
+        if self.personalize is not None:
+            await self.personalize.close()
         await self.edge.store.close()
         if self.access_log is not None:
             await self.access_log.close()

@@ -1,0 +1,45 @@
+"""The records the request driver exchanges with the server layer: a parsed request in, a reply out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from edgeproxy.cache.entry import CacheEntry
+from edgeproxy.cache.message import RequestHead
+from edgeproxy.cache.phases import CachePhase
+from edgeproxy.cache.status import CacheStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A parsed client request: the head the core reasons about plus what only I/O needs."""
+
+    head: RequestHead
+    client: str
+    scheme: str = "http"
+    body: AsyncIterator[bytes] | None = None
+
+
+@dataclass(slots=True)
+class Reply:
+    """What to send back. Exactly one of ``body`` and ``stream`` carries the payload."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    stream: AsyncIterator[bytes] | None = None
+    phase: CachePhase = CachePhase.MISS
+    key_hash: bytes | None = None
+    ttl: float | None = None
+    origin_time: float | None = None
+    detail: str | None = None
+    collapsed: bool = False
+    entry: CacheEntry | None = None
+    """The stored object this reply was served from (personalization starts from it)."""
+    cache_status: CacheStatus | None = None
+    origin: str | None = None
+    """The origin URL asked, when one was."""
+    origin_error: str | None = None
+    """UpstreamFailure kind when the origin could not answer (metrics, origin health)."""
+    timings: dict[str, float] = field(default_factory=dict)
