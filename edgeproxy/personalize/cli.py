@@ -60,8 +60,8 @@ async def _backend(args: argparse.Namespace) -> AsyncIterator[RegistryBackend]:
 
 async def _announce(backend: RegistryBackend, name: str) -> None:
     if isinstance(backend, RedisBackend):
-        receivers = await backend.announce(rollout_message(name))
-        print(f"announced to {receivers} subscriber(s)")
+        generation = await backend.announce(rollout_message(name))
+        print(f"announced to the fleet (bus message #{generation})")
 
 
 def _runner(command: Command) -> Callable[[argparse.Namespace], int]:

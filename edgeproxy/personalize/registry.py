@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import xxhash
+
+from edgeproxy.storage.bus import FleetBus
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -25,7 +27,6 @@ from edgeproxy.personalize.model import LoadedModel, ModelError, ModelMeta
 from edgeproxy.personalize.validate import Validation, Verdict, validate_async
 
 log = logging.getLogger(__name__)
-MODEL_CHANNEL = "edgeproxy:models"
 """Pub/sub channel (after the backend's namespace) on which rollout changes are announced."""
 _MODEL_FILE = re.compile(r"(?P<name>[A-Za-z0-9_.-]+)-v(?P<version>\d+)\.json")
 
@@ -135,9 +136,11 @@ class RedisBackend:
     """Models in Redis, shared by every proxy of a PoP: ``<ns>models:<name>:v<N>:text|meta``,
     ``<ns>models:<name>:rollout``, and the set ``<ns>models:names``."""
 
-    def __init__(self, redis: Redis, namespace: str = "") -> None:
+    def __init__(self, redis: Redis, namespace: str = "", *, bus_namespace: str = "ep") -> None:
         self.redis = redis
         self.ns = namespace
+        self.bus_namespace = bus_namespace
+        """Namespace of the fleet bus the proxies follow (``FleetLink`` uses "ep")."""
 
     def _key(self, *parts: str) -> str:
         return self.ns + ":".join(("models", *parts))
@@ -174,8 +177,9 @@ class RedisBackend:
         await self.redis.set(self._key(name, "rollout"), json.dumps(state.to_json()))
 
     async def announce(self, message: Mapping[str, Any]) -> int:
-        """Publish a rollout message to the fleet; returns how many subscribers received it."""
-        return int(await self.redis.publish(self.ns + MODEL_CHANNEL, json.dumps(message)))
+        """Publish a rollout message on the fleet bus (the one purges travel on, so a process
+        that was disconnected replays it); returns the bus generation of the message."""
+        return await FleetBus(self.redis, self.bus_namespace).publish("model-rollout", dict(message))
 
 
 def rollout_message(name: str) -> dict[str, Any]:

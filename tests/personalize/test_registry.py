@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from edgeproxy.storage.bus import FleetBus, Message
 from edgeproxy.personalize.cli import register
 from edgeproxy.personalize.model import ModelMeta
 from edgeproxy.personalize.registry import (
-    MODEL_CHANNEL,
     Arm,
     DirectoryBackend,
     RedisBackend,
@@ -59,17 +59,20 @@ async def test_a_promotion_hot_swaps_every_registry_sharing_redis(
         await registry.refresh()
         assert _version(registry) == 1
 
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(redis_namespace + MODEL_CHANNEL)
+    # The rollout travels on the fleet bus, as every proxy process follows it.
+    bus_backend = RedisBackend(redis, redis_namespace, bus_namespace=redis_namespace)
+    follower = FleetBus(redis, redis_namespace)
+    received: list[Message] = []
+    await follower.subscribe(received.append)
     await promote(backend, "demo-ranker", 2)
-    assert await backend.announce({"kind": "model-rollout", "name": "demo-ranker"}) == 1
-    message = None
+    assert await bus_backend.announce({"kind": "model-rollout", "name": "demo-ranker"}) >= 1
     async with asyncio.timeout(5):
-        while message is None:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-    await pubsub.aclose()
+        while not received:
+            await asyncio.sleep(0.01)
+    await follower.close()
+    assert received[0].kind == "model-rollout"
     for registry in fleet:
-        await registry.apply(json.loads(message["data"]))
+        await registry.apply(received[0].payload)
         assert _version(registry) == 2
 
     await rollback(backend, "demo-ranker")
