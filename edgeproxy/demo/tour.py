@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import tempfile
 import shlex
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 

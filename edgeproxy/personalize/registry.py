@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import xxhash
-
-from edgeproxy.storage.bus import FleetBus
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from edgeproxy.personalize.model import LoadedModel, ModelError, ModelMeta
 from edgeproxy.personalize.validate import Validation, Verdict, validate_async
+from edgeproxy.storage.bus import FleetBus
 
 log = logging.getLogger(__name__)
 """Pub/sub channel (after the backend's namespace) on which rollout changes are announced."""

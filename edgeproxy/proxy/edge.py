@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from edgeproxy.cache import spec
 from edgeproxy.cache.bans import Ban, BanList, BanVerdict
@@ -28,8 +28,8 @@ from edgeproxy.policies.model import OriginSettings, PersonalizeSettings, Policy
 from edgeproxy.proxy import hdrs
 from edgeproxy.proxy.collapse import Collapser, Failed, Filled, Lead, Uncacheable
 from edgeproxy.proxy.hitformiss import HitForMiss
-from edgeproxy.proxy.reply import Incoming, Reply
 from edgeproxy.proxy.personalization import BASE_ONLY_FIELDS, PersonalizeStage, etag_listed
+from edgeproxy.proxy.reply import Incoming, Reply
 from edgeproxy.proxy.upstream import Upstream, UpstreamError, UpstreamFailure, UpstreamResponse
 from edgeproxy.storage.locks import FillLock
 from edgeproxy.storage.tiered import Tier

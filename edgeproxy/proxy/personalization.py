@@ -23,7 +23,13 @@ from edgeproxy.cache.message import RequestHead
 from edgeproxy.cache.phases import CachePhase
 from edgeproxy.metrics import ProxyMetrics
 from edgeproxy.personalize import registry as models
-from edgeproxy.personalize.feedback import MAX_FEEDBACK_BYTES, FeedbackError, RateDecision, TokenBucketLimiter, parse_feedback
+from edgeproxy.personalize.feedback import (
+    MAX_FEEDBACK_BYTES,
+    FeedbackError,
+    RateDecision,
+    TokenBucketLimiter,
+    parse_feedback,
+)
 from edgeproxy.personalize.prepared import Prepared, prepare
 from edgeproxy.personalize.ranker import Personalizer, RankOutcome
 from edgeproxy.policies.model import PersonalizeSettings

@@ -13,27 +13,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
-
-from edgeproxy.accesslog import AccessLog
 from redis.asyncio import Redis
 
+from edgeproxy.accesslog import AccessLog
 from edgeproxy.admin.app import make_admin_app
-from edgeproxy.admin.control import ModelCommand, ModelOutcome, ModelResult
-from edgeproxy.demo.world import World
-from edgeproxy.personalize.runtime import PersonalizeConfig, open_personalizer
 from edgeproxy.admin.auth import check_admin_bind
+from edgeproxy.admin.control import ModelCommand, ModelOutcome, ModelResult
 from edgeproxy.admin.stats import LiveStats
 from edgeproxy.admin.statsboard import StatsBoard
 from edgeproxy.cache.bans import Ban, BanList
+from edgeproxy.demo.world import World
 from edgeproxy.metrics import MULTIPROC_ENV, ProxyMetrics, StoreSample
+from edgeproxy.personalize.runtime import PersonalizeConfig, open_personalizer
 from edgeproxy.policies.model import OriginSettings
 from edgeproxy.policies.reload import PolicyHolder, ReloadResult
 from edgeproxy.proxy.control import EdgeControl
 from edgeproxy.proxy.edge import Edge
 from edgeproxy.proxy.fleet import FleetLink
-from edgeproxy.proxy.personalization import PersonalizeStage
 from edgeproxy.proxy.localbus import LocalBus
 from edgeproxy.proxy.observe import Observer
+from edgeproxy.proxy.personalization import PersonalizeStage
 from edgeproxy.proxy.protocol import EdgeProtocol
 from edgeproxy.proxy.server import ConnectionSet, ServerContext, ServerLimits
 from edgeproxy.proxy.upstream import Upstream

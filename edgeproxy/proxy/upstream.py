@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from enum import Enum
 
 import aiohttp
@@ -13,7 +11,6 @@ from yarl import URL
 from edgeproxy.cache.entry import Headers
 from edgeproxy.policies.model import OriginSettings
 from edgeproxy.proxy import hdrs
-
 
 IDEMPOTENT_RETRY = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -57,7 +54,7 @@ class UpstreamResponse:
             raise UpstreamError(UpstreamFailure.TRUNCATED, str(exc)) from exc
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamError(UpstreamFailure.RESET, str(exc)) from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise UpstreamError(UpstreamFailure.TIMEOUT, "read timed out mid-body") from exc
         finally:
             self._response.release()
@@ -129,7 +126,7 @@ class Upstream:
                     compress=None,
                 )
                 break
-            except asyncio.TimeoutError as exc:
+            except TimeoutError as exc:
                 raise UpstreamError(UpstreamFailure.TIMEOUT, f"no response from {origin.url} in time") from exc
             except aiohttp.ClientConnectorError as exc:
                 raise UpstreamError(UpstreamFailure.CONNECT, f"cannot connect to {origin.url}: {exc.os_error}") from exc

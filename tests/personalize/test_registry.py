@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from edgeproxy.storage.bus import FleetBus, Message
 from edgeproxy.personalize.cli import register
 from edgeproxy.personalize.model import ModelMeta
 from edgeproxy.personalize.registry import (
@@ -27,6 +25,7 @@ from edgeproxy.personalize.registry import (
     shadow,
     user_share,
 )
+from edgeproxy.storage.bus import FleetBus, Message
 
 
 @pytest.fixture
