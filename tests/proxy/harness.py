@@ -183,6 +183,12 @@ class RawOrigin:
             self._writers.discard(writer)
 
 
+def ttl_near(lifetime: int) -> range:
+    """Cache-Status ttl values acceptable just after a fill with ``lifetime``: the origin's Date
+    has one-second precision (apparent age up to 1 s, RFC 9111 §4.2.3) and ttl is truncated."""
+    return range(lifetime - 2, lifetime + 1)
+
+
 def unused_url() -> str:
     """A loopback URL where nothing listens (the port was just free), for connection-refused tests."""
     with socket.socket() as s:

@@ -1,7 +1,8 @@
 """Miss, hit, stale, revalidated, expired: a stored response through its life (RFC 9111 §4).
 
-Freshness lifetimes here are 2 s, not 1: the origin's Date has one-second precision, so the
-apparent age of a response just received is anywhere in [0, 1) s (§4.2.3).
+The origin's Date has one-second precision, so a response just received already has an apparent
+age anywhere in [0, 1) s (§4.2.3): a test that needs a hit before the copy goes stale uses a 2 s
+lifetime; one that only needs it stale uses 1 s and sleeps a little over it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import time
 
 from edgeproxy.cache.httpdate import format_http_date
-from tests.proxy.harness import ProxyClient
+from tests.proxy.harness import ProxyClient, ttl_near
 from tests.support.origin import ProgrammableOrigin
 
 STALE_AFTER_2S = 2.1
@@ -25,8 +26,8 @@ async def test_first_request_is_a_stored_miss_and_the_second_a_hit(client: Proxy
     assert status.cache == "edgeproxy"
     assert not status.hit
     assert status.fwd == "uri-miss" and status.fwd_status == 200 and status.stored
-    assert status.ttl in (29, 30)
-    assert first.age == 0
+    assert status.ttl in ttl_near(30)
+    assert first.age in (0, 1)
     assert "1.1 edgeproxy" in first.headers.getall("Via")
 
     second = await client.get("/a")
@@ -34,7 +35,7 @@ async def test_first_request_is_a_stored_miss_and_the_second_a_hit(client: Proxy
     assert second.cache_status.hit, second
     assert second.cache_status.fwd is None
     assert second.cache_status.detail == "l1"
-    assert second.cache_status.ttl in (29, 30)
+    assert second.cache_status.ttl in ttl_near(30)
     assert second.headers["ETag"] == '"v1"'
     assert origin.count("/a") == 1
 
@@ -61,7 +62,7 @@ async def test_stale_response_with_etag_is_revalidated_by_a_304_and_served_from_
     # §4.3.4: the 304's fields replace the stored ones; its max-age is the new lifetime.
     assert revalidated.headers["X-Build"] == "2"
     assert revalidated.headers["Cache-Control"] == "max-age=60"
-    assert status.ttl in (59, 60)
+    assert status.ttl in ttl_near(60)
     after = await client.get("/r")
     assert after.cache_status.hit and after.body == b"stored body", after
     assert after.headers["X-Build"] == "2"
@@ -95,7 +96,7 @@ async def test_expired_response_is_replaced_by_the_origins_new_full_response(
     for path in ("/changed", "/plain"):
         again = await client.get(path)
         assert again.cache_status.hit and again.body == b"new", again
-        assert again.cache_status.ttl in (28, 29, 30)
+        assert again.cache_status.ttl in ttl_near(30)
         assert origin.count(path) == 2
     # §4.3.1: no validator stored, so the refetch was unconditional.
     assert "If-None-Match" not in origin.last("/plain").headers
@@ -120,7 +121,7 @@ async def test_age_includes_the_age_the_origin_reported(client: ProxyClient, ori
         # §4.2.3: corrected_age_value = age_value + response_delay; one Age, ours, replaces the origin's.
         assert len(seen.headers.getall("Age")) == 1, seen.headers
         assert 10 <= seen.age <= 11, seen.headers
-        assert seen.cache_status.ttl in (48, 49, 50), seen
+        assert seen.cache_status.ttl in ttl_near(50), seen
     assert hit.cache_status.hit
 
 
