@@ -30,7 +30,7 @@ from bench.peers import Peer, start_peer
 from bench.procs import AdminAccess, Server, start_edgeproxy, start_origin, start_redis
 from bench.scenarios import DISRUPT_AT, PURGE_EVERY_S, Disruption, Scenario
 
-WORKER_START_DELAY_S = 2.0
+WORKER_START_DELAY_S = 1.0
 """Time for spawned client processes to import and connect before the shared start instant."""
 FINISH_GRACE_S = 15.0
 
@@ -304,4 +304,4 @@ def _drive_wrk(
                 proc.wait()
     if proc.returncode != 0:
         raise RuntimeError(f"wrk exited with status {proc.returncode}:\n{stdout[-2000:]}")
-    return wrk.to_load_result(stdout), events
+    return wrk.to_load_result(stdout, start_at), events

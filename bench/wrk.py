@@ -79,12 +79,20 @@ def parse_wrk_output(text: str) -> WrkSummary:
     )
 
 
-def parse_bench_lines(text: str) -> tuple[dict[float, float], Timeline, dict[str, int]]:
-    """The script's ``BENCH_PCT p µs``, ``BENCH_SEC t req hits misses errors`` and
-    ``BENCH_STATUS code n`` lines as (percentiles µs, timeline, status counts)."""
+def parse_bench_lines(
+    text: str, start_at: float | None = None
+) -> tuple[dict[float, float], Timeline, dict[str, int]]:
+    """The script's ``BENCH_PCT p µs``, ``BENCH_SEC unix_second req hits misses errors`` and
+    ``BENCH_STATUS code n`` lines as (percentiles µs, timeline, status counts).
+
+    The timeline counts seconds from ``start_at`` (wall time wrk was started), so kills and purges
+    logged relative to it line up with the plots; without it, from the first answered second.
+    """
     percentiles: dict[float, float] = {}
     timeline = Timeline()
     statuses: dict[str, int] = {}
+    seconds = [int(line.split()[1]) for line in text.splitlines() if line.startswith("BENCH_SEC ")]
+    origin = int(start_at) if start_at is not None else min(seconds, default=0)
     for line in text.splitlines():
         kind, _, rest = line.partition(" ")
         fields = rest.split()
@@ -92,16 +100,16 @@ def parse_bench_lines(text: str) -> tuple[dict[float, float], Timeline, dict[str
             percentiles[float(fields[0])] = float(fields[1])
         elif kind == "BENCH_SEC":
             req, hits, misses, errors = map(int, fields[1:5])
-            timeline.at(int(fields[0])).add(Second(req, hits, misses, errors))
+            timeline.at(max(0, int(fields[0]) - origin)).add(Second(req, hits, misses, errors))
         elif kind == "BENCH_STATUS":
             statuses[fields[0]] = statuses.get(fields[0], 0) + int(fields[1])
     return percentiles, timeline, statuses
 
 
-def to_load_result(stdout: str) -> LoadResult:
+def to_load_result(stdout: str, start_at: float | None = None) -> LoadResult:
     """Combine wrk's text report (totals, socket errors) with the script's lines (everything else)."""
     summary = parse_wrk_output(stdout)
-    grid_us, timeline, statuses = parse_bench_lines(stdout)
+    grid_us, timeline, statuses = parse_bench_lines(stdout, start_at)
     percentiles_us = grid_us or summary.latency_us
     return LoadResult(
         generator="wrk",

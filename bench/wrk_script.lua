@@ -98,7 +98,7 @@ function done(summary, latency, requests_done)
       local us = (p >= 100) and latency.max or latency:percentile(p)
       io.write(string.format("BENCH_PCT %g %d\n", p, us))
    end
-   local rows, first = {}, nil
+   local rows = {}
    for _, thread in ipairs(threads) do
       -- The last, unfinished second of each thread is still in its counters.
       local tail = string.format("%d %d %d %d %d\n", thread:get("cur_sec"), thread:get("c_req"),
@@ -107,7 +107,6 @@ function done(summary, latency, requests_done)
          sec = tonumber(sec)
          if rest:match("^%d+") ~= "0" then
             table.insert(rows, {sec, rest})
-            if first == nil or sec < first then first = sec end
          end
       end
       for code in thread:get("status_codes"):gmatch("%d+") do
@@ -115,6 +114,6 @@ function done(summary, latency, requests_done)
       end
    end
    for _, row in ipairs(rows) do
-      io.write(string.format("BENCH_SEC %d %s\n", row[1] - first, row[2]))
+      io.write(string.format("BENCH_SEC %d %s\n", row[1], row[2]))
    end
 end

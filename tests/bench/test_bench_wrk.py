@@ -60,12 +60,15 @@ def test_parse_wrk_output_without_totals_says_so() -> None:
 def test_script_lines_fill_timeline_percentiles_and_statuses() -> None:
     lines = WRK_OUTPUT + (
         "BENCH_PCT 50 800\nBENCH_PCT 90 2000\nBENCH_PCT 99 9000\nBENCH_PCT 99.9 40000\n"
-        "BENCH_SEC 0 100 90 10 0\nBENCH_SEC 1 200 150 40 5\nBENCH_SEC 0 50 50 0 0\n"  # two threads
+        "BENCH_SEC 1700000000 100 90 10 0\nBENCH_SEC 1700000001 200 150 40 5\n"  # two threads
+        "BENCH_SEC 1700000000 50 50 0 0\n"
         "BENCH_STATUS 200 345\nBENCH_STATUS 503 5\n"
     )
     result = wrk.to_load_result(lines)
     assert result.percentiles_ms == {"p50": 0.8, "p90": 2.0, "p99": 9.0, "p99.9": 40.0}
     assert [s.requests for s in result.timeline.seconds] == [150, 200]
+    started_earlier = wrk.to_load_result(lines, start_at=1_699_999_999.5)
+    assert [s.requests for s in started_earlier.timeline.seconds] == [0, 150, 200]
     assert result.requests == 350 and result.hit_ratio == pytest.approx(290 / 340)
     assert result.status_counts == {"200": 345, "503": 5}
     assert result.errors == 5 + 15  # 5xx in the timeline + socket errors
