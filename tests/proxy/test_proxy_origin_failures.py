@@ -109,7 +109,10 @@ async def test_stale_if_error_serves_the_stale_copy_while_the_origin_errs_or_is_
         for path in ("/sie", "/sie-plain"):
             served = await client.get(path)
             assert served.status == 200 and served.body == b"kept", served
-            assert served.cache_status.hit and served.cache_status.detail == "origin-503", served
+            # RFC 9211 §2.2: the request was forwarded; what came back was not used.
+            status = served.cache_status
+            assert not status.hit and status.fwd == "stale" and status.fwd_status == 503, served
+            assert status.detail == "origin-503" and not status.stored
             assert served.age >= 2
         assert origin.count("/sie") == 2 and origin.count("/sie-plain") == 2
 
@@ -117,7 +120,9 @@ async def test_stale_if_error_serves_the_stale_copy_while_the_origin_errs_or_is_
         for path in ("/sie", "/sie-plain"):
             served = await client.get(path)
             assert served.status == 200 and served.body == b"kept", served
-            assert served.cache_status.hit and served.cache_status.detail == "origin-connect", served
+            status = served.cache_status
+            assert not status.hit and status.fwd == "stale" and status.fwd_status is None, served
+            assert status.detail == "origin-connect"
 
 
 async def test_beyond_the_stale_if_error_window_the_error_reaches_the_client(
