@@ -72,6 +72,9 @@ class VaryIndex:
     stored_at: float = 0.0
     fresh_for: float = 0.0
     """Longest lifetime among the variants, so storage TTL outlives them all."""
+    variants: tuple[str, ...] = ()
+    """Hex keys of the variants stored so far; capped so one URL cannot flood the cache
+    with variants of a header a client controls."""
 
 
 StoredObject = CacheEntry | VaryIndex

@@ -39,6 +39,8 @@ log = logging.getLogger("edgeproxy.edge")
 # RFC 5861 §4: the origin statuses that count as "an error" for stale-if-error.
 STALE_IF_ERROR_STATUSES = frozenset({500, 502, 503, 504})
 # Response fields a 304 to the client carries (RFC 9110 §15.4.5).
+MAX_VARIANTS = 32
+"""Variants stored per URL (Vary); more are served but not stored."""
 FLEET_LOCK_MAX = 10.0
 """Longest a fleet fill lock is held (seconds); it expires by itself if its holder dies."""
 FLEET_WAIT = 2.0
@@ -299,13 +301,14 @@ class Edge:
             return self._stream_uncached(
                 policy, req, resp, head, NoCacheReason.TOO_LARGE, phase, rk, origin_time, lead, prefix=body
             )
-        entry = await self._store(policy, rk, req, head, body, decision, request_time, response_time)
+        entry, stored = await self._store(policy, rk, req, head, body, decision, request_time, response_time)
         self.hit_for_miss.forget(rk.hash)
         self._resolve(lead, Filled(entry))
         # The client whose request filled the cache gets the origin's own header fields
         # (including private="field" / Set-Cookie ones the stored copy leaves out).
         reply = self._from_cache(
-            req, entry, phase, response_time, rk, fwd_status=resp.status, stored=True, headers=head.headers
+            req, entry, phase, response_time, rk, fwd_status=resp.status, stored=stored, headers=head.headers,
+            detail=None if stored else "too-many-variants",
         )
         reply.origin_time = origin_time
         return reply
@@ -441,7 +444,8 @@ class Edge:
         decision: spec.Store,
         request_time: float,
         response_time: float,
-    ) -> CacheEntry:
+    ) -> tuple[CacheEntry, bool]:
+        """Build the entry and store it; False when it was not stored (too many variants)."""
         names = vary_names(head.header("vary")) or ()
         vary_pairs = selecting_headers(names, req) if names else ()
         key_text = variant_key_text(rk.text, vary_pairs) if names else rk.text
@@ -466,10 +470,21 @@ class Edge:
         if policy.personalize is not None and self.personalize is not None:
             entry = self.personalize.prepare_entry(entry, policy.personalize)
         if names:
-            index = VaryIndex(key=rk.text, header_names=names, stored_at=response_time, fresh_for=self.max_object_lifetime)
+            variant = key_hash(key_text).hex()
+            known = await self.store.get(rk.hash)  # type: ignore[attr-defined]
+            variants = known.variants if isinstance(known, VaryIndex) and known.header_names == names else ()
+            if variant not in variants:
+                if len(variants) >= MAX_VARIANTS:
+                    # Serve it, but do not let one URL's Vary'd header fill the cache.
+                    return entry, False
+                variants = (*variants, variant)
+            index = VaryIndex(
+                key=rk.text, header_names=names, stored_at=response_time,
+                fresh_for=self.max_object_lifetime, variants=variants,
+            )
             await self.store.put(rk.hash, index, self.max_object_lifetime)  # type: ignore[attr-defined]
         await self._put(rk, entry, response_time)
-        return entry
+        return entry, True
 
     async def _put(self, rk: RequestKey, entry: CacheEntry, now: float) -> None:
         key = key_hash(entry.key) if entry.vary else rk.hash

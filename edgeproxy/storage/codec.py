@@ -45,7 +45,7 @@ def encode(obj: StoredObject) -> bytes:
         }
     elif isinstance(obj, VaryIndex):
         kind, body = _KIND_VARY, b""
-        meta = {"k": obj.key, "hn": obj.header_names, "a": obj.stored_at, "f": obj.fresh_for}
+        meta = {"k": obj.key, "hn": obj.header_names, "a": obj.stored_at, "f": obj.fresh_for, "v": obj.variants}
     else:
         raise TypeError(f"cannot encode {type(obj).__name__}: expected CacheEntry or VaryIndex")
     meta_bytes = json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
@@ -80,6 +80,7 @@ def decode(data: bytes) -> StoredObject:
                 header_names=tuple(_str(n) for n in meta["hn"]),
                 stored_at=_num(meta["a"]),
                 fresh_for=_num(meta["f"]),
+                variants=tuple(_str(v) for v in meta.get("v", ())),
             )
     except (KeyError, TypeError, ValueError) as exc:
         raise CodecError(f"malformed cache object metadata: {exc}") from exc

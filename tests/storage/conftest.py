@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from conftest import IN_CI, free_port  # tests/conftest.py, which pytest puts on sys.path
+from tests.conftest import IN_CI, free_port
 
 
 @pytest.fixture(scope="module")
