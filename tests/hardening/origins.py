@@ -1,0 +1,67 @@
+"""A byte-level origin that records each request head exactly as it arrived.
+
+aiohttp's server decodes and normalizes the target before a handler sees it; poisoning tests
+must compare the proxy's cache key with the bytes the origin really received, so this origin
+reads the head off the socket itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    method: str
+    target: str
+    """The request-target byte for byte (decoded as latin-1)."""
+    head: bytes
+    """The whole head, request line to the blank line, as received."""
+
+    def header_lines(self) -> list[bytes]:
+        return self.head.split(b"\r\n")[1:]
+
+
+@dataclass(slots=True)
+class RecordingOrigin:
+    """Answers every request with one fixed response (then closes) and records the head."""
+
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = (("Cache-Control", "max-age=60"),)
+    body: bytes = b"ok"
+    seen: list[RawRequest] = field(default_factory=list)
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+
+    def targets(self) -> list[str]:
+        return [request.target for request in self.seen]
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await server.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            method, target, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+            self.seen.append(RawRequest(method, target, head))
+            lines = [f"HTTP/1.1 {self.status} X", *(f"{k}: {v}" for k, v in self.headers),
+                     f"Content-Length: {len(self.body)}", "Connection: close", "", ""]
+            writer.write("\r\n".join(lines).encode("latin-1") + self.body)
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError):
+            pass
+        finally:
+            writer.close()
+            self._writers.discard(writer)
