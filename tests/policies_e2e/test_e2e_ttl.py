@@ -1,0 +1,202 @@
+"""`ttl` (default, min, max, force, negative, hit_for_miss) and `stale` windows, through the proxy.
+
+Cache-Status ``ttl`` is the remaining freshness (RFC 9211 §2.4), so right after a fill it shows
+the lifetime the policy gave the object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.policies_e2e.conftest import ServePolicy
+from tests.proxy.harness import ttl_near
+from tests.support.origin import ProgrammableOrigin
+
+ALREADY_STALE = {"Cache-Control": "max-age=1", "Age": "5", "ETag": '"v1"'}
+"""Fresh for 1 s but already 5 s old on arrival (RFC 9111 §4.2.3): stale from the first use,
+so stale windows are exercised without sleeping."""
+
+
+async def test_default_applies_only_when_the_origin_gives_no_freshness(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin
+):
+    origin.set("/silent", body="no freshness")
+    origin.set("/explicit", headers={"Cache-Control": "max-age=30"}, body="30 s")
+    async with serve_policy("""
+        policies:
+          site:
+            ttl: {default: 2m}
+    """) as edge:
+        silent = await edge.get("/silent")
+        again = await edge.get("/silent")
+        explicit = await edge.get("/explicit")
+    assert silent.cache_status.stored and silent.cache_status.ttl in ttl_near(120), silent
+    assert again.cache_status.hit and origin.count("/silent") == 1
+    assert explicit.cache_status.ttl in ttl_near(30), explicit
+
+
+async def test_without_a_default_a_response_without_freshness_is_not_stored(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin
+):
+    origin.set("/silent", body="no freshness")
+    async with serve_policy("""
+        policies:
+          site:
+            ttl: {default: ~}
+    """) as edge:
+        first = await edge.get("/silent")
+        await edge.get("/silent")
+    assert not first.cache_status.stored and first.cache_status.detail == "no-freshness", first
+    assert origin.count("/silent") == 2
+
+
+async def test_min_raises_and_max_lowers_the_origins_freshness(serve_policy: ServePolicy, origin: ProgrammableOrigin):
+    origin.set("/short", headers={"Cache-Control": "max-age=5"}, body="short")
+    origin.set("/middle", headers={"Cache-Control": "max-age=300"}, body="middle")
+    origin.set("/long", headers={"Cache-Control": "max-age=86400"}, body="long")
+    async with serve_policy("""
+        policies:
+          site:
+            ttl: {min: 1m, max: 10m}
+    """) as edge:
+        short, middle, long = [await edge.get(path) for path in ("/short", "/middle", "/long")]
+    assert short.cache_status.ttl in ttl_near(60), short
+    assert middle.cache_status.ttl in ttl_near(300), middle
+    assert long.cache_status.ttl in ttl_near(600), long
+
+
+async def test_force_overrides_the_origin_but_never_stores_private_or_no_store(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin
+):
+    origin.set("/zero", headers={"Cache-Control": "max-age=0"}, body="zero")
+    origin.set("/revalidate", headers={"Cache-Control": "no-cache", "ETag": '"a"'}, body="no-cache")
+    origin.set("/private", headers={"Cache-Control": "private, max-age=600"}, body="mine")
+    origin.set("/no-store", headers={"Cache-Control": "no-store"}, body="never")
+    async with serve_policy("""
+        policies:
+          site:
+            ttl: {force: 45s}
+    """) as edge:
+        for path in ("/zero", "/revalidate", "/private", "/no-store"):
+            await edge.get(path)
+        zero, revalidate, private, no_store = [await edge.get(p) for p in ("/zero", "/revalidate", "/private", "/no-store")]
+    assert zero.cache_status.hit and zero.cache_status.ttl in ttl_near(45), zero
+    assert revalidate.cache_status.hit, revalidate
+    assert not private.cache_status.hit and not no_store.cache_status.hit
+    assert origin.count("/private") == 2 and origin.count("/no-store") == 2
+
+
+async def test_negative_keeps_errors_by_status_and_class_and_an_exact_status_wins(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin
+):
+    origin.set("/missing", status=404, body="not here")
+    origin.set("/down", status=503, body="down")
+    origin.set("/broken", status=500, body="broken")
+    origin.set("/gone", status=410, body="gone")
+    async with serve_policy("""
+        policies:
+          site:
+            ttl:
+              negative: {404: 10s, 5xx: 5s, 503: 20s}
+    """) as edge:
+        firsts = {path: await edge.get(path) for path in ("/missing", "/down", "/broken", "/gone")}
+        seconds = {path: await edge.get(path) for path in ("/missing", "/down", "/broken", "/gone")}
+    assert firsts["/missing"].cache_status.ttl in ttl_near(10), firsts["/missing"]
+    assert firsts["/down"].cache_status.ttl in ttl_near(20), firsts["/down"]
+    assert firsts["/broken"].cache_status.ttl in ttl_near(5), firsts["/broken"]
+    for path in ("/missing", "/down", "/broken"):
+        assert seconds[path].cache_status.hit and seconds[path].status == firsts[path].status
+        assert origin.count(path) == 1
+    assert not seconds["/gone"].cache_status.hit and origin.count("/gone") == 2
+
+
+async def test_without_negative_ttls_errors_are_not_stored(serve_policy: ServePolicy, origin: ProgrammableOrigin):
+    origin.set("/missing", status=404, body="not here")
+    async with serve_policy("""
+        policies:
+          site:
+            ttl: {default: 1m}
+    """) as edge:
+        first = await edge.get("/missing")
+        await edge.get("/missing")
+    assert first.cache_status.detail == "status", first
+    assert origin.count("/missing") == 2
+
+
+async def test_hit_for_miss_remembers_an_uncacheable_key_for_its_duration(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin
+):
+    origin.set("/mine", headers={"Cache-Control": "private"}, body="per user")
+    async with serve_policy("""
+        policies:
+          site:
+            ttl: {hit_for_miss: 300ms}
+    """) as edge:
+        first = await edge.get("/mine")
+        remembered = await edge.get("/mine")
+        await asyncio.sleep(0.4)
+        forgotten = await edge.get("/mine")
+    assert first.cache_status.fwd == "uri-miss", first
+    assert remembered.cache_status.fwd == "bypass", remembered
+    assert forgotten.cache_status.fwd == "uri-miss", forgotten
+
+
+async def test_stale_while_revalidate_default_serves_stale_and_refreshes_behind(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin
+):
+    origin.set("/windowed", headers=ALREADY_STALE, body="v1")
+    origin.set("/plain", headers=ALREADY_STALE, body="v1")
+    async with serve_policy("""
+        policies:
+          windowed:
+            priority: 10
+            match: {paths: [/windowed]}
+            stale: {while_revalidate: 30s}
+          plain:
+            match: {paths: [/plain]}
+    """) as edge:
+        await edge.get("/windowed")
+        await edge.get("/plain")
+        windowed = await edge.get("/windowed")
+        plain = await edge.get("/plain")
+    assert windowed.cache_status.hit and windowed.cache_status.detail == "stale-updating", windowed
+    assert plain.cache_status.fwd == "stale" and plain.cache_status.detail == "revalidated", plain
+
+
+async def test_stale_if_error_default_serves_stale_when_the_origin_fails(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin
+):
+    origin.set("/kept", headers=ALREADY_STALE, body="kept")
+    origin.set("/lost", headers=ALREADY_STALE, body="lost")
+    async with serve_policy("""
+        policies:
+          kept:
+            priority: 10
+            match: {paths: [/kept]}
+            stale: {if_error: 5m}
+          lost:
+            match: {paths: [/lost]}
+    """) as edge:
+        await edge.get("/kept")
+        await edge.get("/lost")
+        origin.set("/kept", status=503, body="down")
+        origin.set("/lost", status=503, body="down")
+        kept = await edge.get("/kept")
+        lost = await edge.get("/lost")
+    assert kept.status == 200 and kept.body == b"kept", kept
+    assert kept.cache_status.fwd == "stale" and kept.cache_status.detail == "origin-503"
+    assert lost.status == 503 and lost.body == b"down", lost
+
+
+async def test_origin_stale_directives_win_over_the_policy_defaults(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin
+):
+    origin.set("/own", headers={**ALREADY_STALE, "Cache-Control": "max-age=1, stale-while-revalidate=0"}, body="v1")
+    async with serve_policy("""
+        policies:
+          site:
+            stale: {while_revalidate: 30s}
+    """) as edge:
+        await edge.get("/own")
+        again = await edge.get("/own")
+    assert again.cache_status.fwd == "stale", again
