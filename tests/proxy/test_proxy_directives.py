@@ -4,10 +4,13 @@ allows (§5.2.2, §3, §3.5), and which lifetime wins (§4.2.1, RFC 9213)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from tests.proxy.harness import ProxyClient, ttl_near
+from tests.proxy.conftest import StartProxy
+from tests.proxy.harness import ProxyClient, proxy_client, ttl_near
 from tests.support.origin import ProgrammableOrigin
 
 STORED = {"Cache-Control": "max-age=60", "ETag": '"v1"'}
@@ -102,28 +105,62 @@ async def test_response_the_origin_marks_personal_is_not_stored(
         assert first.headers["Set-Cookie"] == headers["Set-Cookie"]
 
 
-async def test_response_to_a_request_with_authorization_is_not_stored_by_default(
-    client: ProxyClient, origin: ProgrammableOrigin
+SHARED_AUTHORIZATION_POLICY = """
+policies:
+  shared-auth:
+    match:
+      hosts: ["*"]
+      paths: ["/*"]
+    bypass:
+      skip_rules: [req_authorization]
+"""
+"""Turns off the built-in pass of Authorization requests, so RFC 9111 §3.5 decides storing."""
+
+
+@pytest.fixture
+async def shared_auth_client(start_proxy: StartProxy, origin_url: str, tmp_path: Path) -> AsyncIterator[ProxyClient]:
+    (tmp_path / "shared-auth.yaml").write_text(SHARED_AUTHORIZATION_POLICY)
+    async with start_proxy(origin_url, policies=tmp_path) as proxy, proxy_client(proxy.url) as client:
+        yield client
+
+
+@pytest.mark.parametrize("cache_control", ["max-age=60", "public, max-age=60"])
+async def test_authorization_requests_pass_to_the_origin_under_the_built_in_policy(
+    client: ProxyClient, origin: ProgrammableOrigin, cache_control: str
 ):
-    origin.set("/auth", headers={"Cache-Control": "max-age=60"}, body="for alice")
+    # Built-in rule req_authorization (Varnish's vcl_req_authorization): never looked up or stored.
+    origin.set("/auth", headers={"Cache-Control": cache_control}, body="for alice")
     first = await client.get("/auth", headers={"Authorization": "Bearer alice"})
-    assert first.body == b"for alice" and not first.cache_status.stored
+    assert first.body == b"for alice"
+    status = first.cache_status
+    assert status.fwd == "bypass" and status.detail == "req_authorization" and not status.stored, first
     assert origin.last("/auth").headers.get("Authorization") == "Bearer alice"
-    # Nobody else may get alice's answer from the cache.
+    # Nobody else gets alice's answer from the cache.
     anonymous = await client.get("/auth")
     assert not anonymous.cache_status.hit, anonymous
     assert origin.count("/auth") == 2
 
 
+async def test_response_to_an_authorization_request_is_not_stored_without_permission(
+    shared_auth_client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/auth", headers={"Cache-Control": "max-age=60"}, body="for alice")
+    first = await shared_auth_client.get("/auth", headers={"Authorization": "Bearer alice"})
+    assert not first.cache_status.stored and first.cache_status.detail == "authorization", first
+    anonymous = await shared_auth_client.get("/auth")
+    assert not anonymous.cache_status.hit, anonymous
+    assert origin.count("/auth") == 2
+
+
 @pytest.mark.parametrize("cache_control", ["public, max-age=60", "s-maxage=60"])
-async def test_response_to_a_request_with_authorization_is_stored_when_the_origin_allows(
-    client: ProxyClient, origin: ProgrammableOrigin, cache_control: str
+async def test_response_to_an_authorization_request_is_stored_when_the_origin_allows(
+    shared_auth_client: ProxyClient, origin: ProgrammableOrigin, cache_control: str
 ):
     # RFC 9111 §3.5: public or s-maxage explicitly allow a shared cache to store it.
     origin.set("/shared", headers={"Cache-Control": cache_control}, body="same for all")
-    first = await client.get("/shared", headers={"Authorization": "Bearer alice"})
+    first = await shared_auth_client.get("/shared", headers={"Authorization": "Bearer alice"})
     assert first.cache_status.stored, first
-    again = await client.get("/shared", headers={"Authorization": "Bearer bob"})
+    again = await shared_auth_client.get("/shared", headers={"Authorization": "Bearer bob"})
     assert again.body == b"same for all" and again.cache_status.hit, again
     assert origin.count("/shared") == 1
 
@@ -177,7 +214,8 @@ async def test_a_forced_revalidation_that_fails_does_not_take_the_fresh_copy_out
     origin.set("/d", status=503, headers={"Cache-Control": "no-store"}, body="down")
 
     forced = await client.get("/d", headers={"Cache-Control": "no-cache"})
-    assert forced.status == 503
+    # §4.3.3: on a 5xx while validating, the cache forwards the error or uses the stored copy.
+    assert (forced.status, forced.body) in ((503, b"down"), (200, b"stored")), forced
     # One client's no-cache met an origin error; everyone else still has a fresh stored copy.
     for _ in range(3):
         seen = await client.get("/d")

@@ -75,3 +75,18 @@ async def test_redis_dying_never_fails_a_request(
             assert fresh.status == 200 and fresh.body == b"after", fresh
         # L1 still stores while L2 is gone.
         assert (await client.get("/after")).cache_status.hit
+
+
+async def test_a_burst_of_misses_on_a_fresh_process_keeps_redis_in_service(
+    start_proxy: StartProxy, origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
+):
+    # A process that just started (or sat idle) meets a burst: its Redis pool is cold. Opening
+    # connections is not Redis being down, and must not open the circuit breaker (which turns
+    # L2 and cross-process collapsing off for everyone on this process).
+    origin.set("/burst", headers=CACHEABLE, body="x", delay=0.2)
+    async with start_proxy(origin_url, redis=own_redis.url) as proxy, proxy_client(proxy.url) as client:
+        replies = await asyncio.gather(*(client.get("/burst", headers=SITE) for _ in range(20)))
+        assert all(r.status == 200 for r in replies)
+        assert proxy.fleet is not None
+        stats = proxy.fleet.store.stats()
+    assert stats["breaker_opened"] == 0, stats
