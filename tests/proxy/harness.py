@@ -153,6 +153,9 @@ class RawOrigin:
     for responses no well-behaved server would send (e.g. a body shorter than its Content-Length)."""
 
     response: bytes
+    hold: float = 0.0
+    """Seconds to keep the connection open after the response bytes (a stalled origin), unless
+    the proxy hangs up first."""
     requests: int = 0
     _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
@@ -176,6 +179,8 @@ class RawOrigin:
             self.requests += 1
             writer.write(self.response)
             await writer.drain()
+            if self.hold:
+                await asyncio.wait_for(reader.read(), self.hold)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:

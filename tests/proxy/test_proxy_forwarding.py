@@ -74,9 +74,13 @@ async def test_forwarding_fields_are_added_upstream(client: ProxyClient, origin:
 
 async def test_forwarding_fields_extend_what_the_client_sent(client: ProxyClient, origin: ProgrammableOrigin):
     origin.set("/f", headers={"Cache-Control": "no-store"}, body="x")
-    await client.get("/f", headers={"X-Forwarded-For": "203.0.113.7", "Via": "1.0 corp-proxy"})
+    await client.get(
+        "/f", headers={"X-Forwarded-For": "203.0.113.7", "Via": "1.0 corp-proxy", "X-Forwarded-Proto": "https"}
+    )
     seen = origin.last("/f")
     assert seen.headers["X-Forwarded-For"] == "203.0.113.7, 127.0.0.1"
+    # The scheme is what this proxy saw, never what a client claims.
+    assert seen.headers.getall("X-Forwarded-Proto") == ["http"]
     # RFC 9110 §7.6.3: each intermediary appends its own entry; the earlier ones are kept.
     assert ", ".join(seen.headers.getall("Via")) == "1.0 corp-proxy, 1.1 edgeproxy"
 

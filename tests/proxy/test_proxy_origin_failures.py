@@ -70,6 +70,19 @@ async def test_truncated_body_of_a_streamed_response_aborts_the_client(start_pro
         assert raw.requests == 2
 
 
+async def test_origin_stalling_mid_body_is_cut_off_and_not_stored(start_proxy: StartProxy):
+    raw = RawOrigin(TRUNCATED, hold=5.0)
+    async with (
+        raw.serving() as url,
+        start_proxy(url, origin_read_timeout=0.3) as proxy,
+        proxy_client(proxy.url) as client,
+    ):
+        # The read timeout applies between body chunks too: the client is not held for the stall.
+        assert await _get_allowing_abort(client, "/stall") in (None, 502, 504)
+        assert await _get_allowing_abort(client, "/stall") in (None, 502, 504)
+        assert raw.requests == 2
+
+
 async def test_connection_refused_is_a_502_with_a_short_text_body(start_proxy: StartProxy):
     async with start_proxy(unused_url()) as proxy, proxy_client(proxy.url) as client:
         seen = await client.get("/anything")
