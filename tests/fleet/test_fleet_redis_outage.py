@@ -122,7 +122,7 @@ async def test_redis_paused(origin_url: str, own_redis: RedisServer) -> None:
 
     async def pause() -> None:
         window.append(await redis_counts(own_redis.url))
-        await control.execute_command("CLIENT", "PAUSE", 2000)
+        await control.execute_command("CLIENT", "PAUSE", 2000)  # type: ignore[no-untyped-call]  # redis-py stubs
 
     try:
         async with fleet_node("A", origin_url, own_redis.url) as a:

@@ -10,7 +10,6 @@ own L1, so each fetches an object once).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
