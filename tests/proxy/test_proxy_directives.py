@@ -221,3 +221,29 @@ async def test_a_forced_revalidation_that_fails_does_not_take_the_fresh_copy_out
         seen = await client.get("/d")
         assert seen.status == 200 and seen.body == b"stored" and seen.cache_status.hit, seen
     assert origin.count("/d") == 2
+
+
+async def test_surrogate_control_targeted_at_us_wins_over_the_untargeted_one(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    # Edge Architecture 1.0 §2.3: a directive with ";edgeproxy" is for this surrogate and takes
+    # precedence over the same directive without a target (which other surrogates use).
+    origin.set(
+        "/sc",
+        headers={"Cache-Control": "max-age=5", "Surrogate-Control": "max-age=300;edgeproxy, max-age=10"},
+        body="x",
+    )
+    seen = await client.get("/sc")
+    assert seen.cache_status.stored and seen.cache_status.ttl in ttl_near(300), seen
+    assert "Surrogate-Control" not in seen.headers
+
+
+async def test_surrogate_control_wins_over_cache_control(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/sc", headers={"Cache-Control": "max-age=5", "Surrogate-Control": "max-age=300"}, body="x")
+    origin.set("/sc-ns", headers={"Cache-Control": "max-age=300", "Surrogate-Control": "no-store"}, body="x")
+    stored = await client.get("/sc")
+    assert stored.cache_status.ttl in ttl_near(300), stored
+    assert stored.headers["Cache-Control"] == "max-age=5" and "Surrogate-Control" not in stored.headers
+    await client.get("/sc-ns")
+    assert not (await client.get("/sc-ns")).cache_status.hit
+    assert origin.last("/sc").headers.get("Surrogate-Capability") == 'edgeproxy="Surrogate/1.0"'
