@@ -31,7 +31,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
     p.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2) // 2),
                    help="load generator processes or wrk threads (default: half the CPUs)")
-    p.add_argument("--max-requests", type=int, default=None, help="stop a leg after this many requests")
+    p.add_argument("--max-requests", type=int, default=None,
+                   help="stop a leg after this many requests (a disruption due later then never happens)")
     p.add_argument("--generator", choices=["auto", "wrk", "builtin"], default="auto",
                    help="wrk where installed (auto), else the built-in async client")
     p.add_argument("--alpha", type=float, default=None, help="Zipf exponent for zipf-based scenarios")

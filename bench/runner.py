@@ -80,7 +80,7 @@ class RunConfig:
     def to_json(self) -> dict[str, object]:
         return {
             "scenario": self.scenario.name, "summary": self.scenario.summary,
-            "workload": {k: getattr(self.scenario.workload, k) for k in self.scenario.workload.__slots__},
+            "workload": self.scenario.workload.to_json(),
             "disruption": self.scenario.disruption.value, "redis": self.scenario.redis,
             "duration_s": self.duration, "connections": self.connections, "server_workers": self.workers,
             "generator_processes": self.processes, "seed": self.seed, "generator": self.generator.value,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from bench.workload import Workload
+from bench.workload import Kind, Workload
 
 
 class Disruption(enum.Enum):
@@ -40,17 +40,17 @@ class Scenario:
 
 
 # A smaller catalog for disruption runs: warm enough within a short run that stale serving shows.
-_WARM_ZIPF = Workload("zipf", catalog=2_000, alpha=1.0)
+_WARM_ZIPF = Workload(Kind.ZIPF, catalog=2_000, alpha=1.0)
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario("hit-2k", "pure cache hits on 16 URLs of 2 KB JSON", Workload("fixed", blob_size=2048)),
-        Scenario("hit-50k", "pure cache hits on 16 URLs of 50 KB JSON", Workload("fixed", blob_size=51_200)),
-        Scenario("miss", "every request a new 2 KB URL: proxy + origin cost", Workload("unique", blob_size=2048)),
-        Scenario("zipf", "100k URLs, Zipf popularity, mixed sizes (median 4 KB)", Workload("zipf")),
+        Scenario("hit-2k", "pure cache hits on 16 URLs of 2 KB JSON", Workload(Kind.FIXED, blob_size=2048)),
+        Scenario("hit-50k", "pure cache hits on 16 URLs of 50 KB JSON", Workload(Kind.FIXED, blob_size=51_200)),
+        Scenario("miss", "every request a new 2 KB URL: proxy + origin cost", Workload(Kind.UNIQUE, blob_size=2048)),
+        Scenario("zipf", "100k URLs, Zipf popularity, mixed sizes (median 4 KB)", Workload(Kind.ZIPF)),
         Scenario("personalized", "demo item lists re-ranked per user (uid cookie, 10k users)",
-                 Workload("personalized"), peers=False),
+                 Workload(Kind.PERSONALIZED), peers=False),
         Scenario("purge-storm", "Zipf load while prefix purges arrive every 250 ms", _WARM_ZIPF,
                  Disruption.PURGE_STORM, peers=False),
         Scenario("origin-down", "Zipf load; origin killed at 40 % of the run", _WARM_ZIPF,

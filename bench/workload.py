@@ -18,10 +18,14 @@ The model, stated once:
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import assert_never
 
 import numpy as np
+
+from edgeproxy.demo.catalog import CATEGORIES
 
 SIZE_MEDIAN = 4096
 SIZE_SIGMA = 1.2
@@ -91,16 +95,24 @@ class Request:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+class Kind(enum.Enum):
+    """Which request generator a workload uses."""
+
+    FIXED = "fixed"
+    """A small set of blob URLs, fetched once before measuring: pure hits."""
+    UNIQUE = "unique"
+    """Every URL new: pure misses."""
+    ZIPF = "zipf"
+    """A catalog of blob URLs with Zipf popularity and mixed sizes."""
+    PERSONALIZED = "personalized"
+    """The demo item lists, each request from a Zipf-popular user."""
+
+
 @dataclass(frozen=True, slots=True)
 class Workload:
-    """What a scenario asks for. ``kind`` picks the generator; the rest parameterize it.
+    """What a scenario asks for: ``kind`` picks the generator, the rest parameterize it."""
 
-    kinds: ``fixed`` (a small set of URLs: pure hits after warm-up), ``unique`` (every URL new:
-    pure misses), ``zipf`` (a catalog of blob URLs with Zipf popularity and mixed sizes), and
-    ``personalized`` (the demo item lists, each request from a Zipf-popular user).
-    """
-
-    kind: str
+    kind: Kind
     blob_size: int = 2048
     distinct: int = 16
     catalog: int = 100_000
@@ -110,22 +122,28 @@ class Workload:
 
     def warmup_paths(self) -> list[str]:
         """URLs to fetch once before measuring, so a hit scenario measures hits only."""
-        if self.kind == "fixed":
+        if self.kind is Kind.FIXED:
             return [blob_path(self.blob_size, s) for s in range(self.distinct)]
         return []
 
     def stream(self, seed: int, worker: int) -> Iterator[Request]:
         """An endless, deterministic request stream for one load-generator worker."""
         rng = np.random.default_rng([seed, worker])
-        if self.kind == "fixed":
-            return self._fixed(rng)
-        if self.kind == "unique":
-            return self._unique(seed, worker)
-        if self.kind == "zipf":
-            return self._zipf(rng, seed)
-        if self.kind == "personalized":
-            return self._personalized(rng)
-        raise ValueError(f"unknown workload kind {self.kind!r}: use fixed, unique, zipf or personalized")
+        match self.kind:
+            case Kind.FIXED:
+                return self._fixed(rng)
+            case Kind.UNIQUE:
+                return self._unique(seed, worker)
+            case Kind.ZIPF:
+                return self._zipf(rng, seed)
+            case Kind.PERSONALIZED:
+                return self._personalized(rng)
+            case unknown:
+                assert_never(unknown)
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind.value, "blob_size": self.blob_size, "distinct": self.distinct,
+                "catalog": self.catalog, "alpha": self.alpha, "users": self.users, "list_limit": self.list_limit}
 
     def _fixed(self, rng: np.random.Generator) -> Iterator[Request]:
         paths = [Request(p) for p in self.warmup_paths()]
@@ -147,8 +165,6 @@ class Workload:
                 yield Request(blob_path(int(sizes[rank]), int(rank)))
 
     def _personalized(self, rng: np.random.Generator) -> Iterator[Request]:
-        from edgeproxy.demo.catalog import CATEGORIES
-
         user_cdf = zipf_cdf(self.users, self.alpha)
         while True:
             users = zipf_ranks(user_cdf, BATCH, rng)

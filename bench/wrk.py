@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.measure import LoadResult, Second, Timeline
-from bench.workload import UNIQUE_PER_WORKER, Workload, blob_path, unique_base
+from bench.workload import UNIQUE_PER_WORKER, Kind, Workload, blob_path, unique_base
 
 SCRIPT_TEMPLATE = Path(__file__).with_name("wrk_script.lua")
 REQUEST_LIST = 100_000
@@ -130,7 +130,7 @@ def _lua_string(text: str) -> str:
 def render_script(workload: Workload, seed: int, max_requests: int | None = None) -> str:
     """The Lua script for ``workload``: its request list (no longer than a bounded run needs),
     or a unique-URL prefix for ``unique``."""
-    if workload.kind == "unique":
+    if workload.kind is Kind.UNIQUE:
         request_lines = ""
         unique_prefix = _lua_string(blob_path(workload.blob_size, ""))
     else:

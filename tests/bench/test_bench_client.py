@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from bench.client import LoadSpec, WorkerPool
-from bench.workload import Workload
+from bench.workload import Kind, Workload
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def _serve(ready: mp.Queue[int]) -> None:
 
 
 def test_two_workers_share_the_budget_and_count_hits(cache_like_server: str) -> None:
-    spec = LoadSpec(cache_like_server, Workload("fixed", distinct=4), duration=10, connections=6, processes=2,
+    spec = LoadSpec(cache_like_server, Workload(Kind.FIXED, distinct=4), duration=10, connections=6, processes=2,
                     seed=1, max_requests=400)
     progress = mp.get_context("spawn").Value("q", 0)
     pool = WorkerPool.start(spec, time.time() + 1.0, progress)
@@ -66,6 +66,6 @@ def test_two_workers_share_the_budget_and_count_hits(cache_like_server: str) -> 
 
 
 def test_connections_and_budget_split_evenly() -> None:
-    spec = LoadSpec("http://x", Workload("fixed"), 1, connections=5, processes=2, seed=1, max_requests=11)
+    spec = LoadSpec("http://x", Workload(Kind.FIXED), 1, connections=5, processes=2, seed=1, max_requests=11)
     assert [spec.share(w) for w in range(spec.workers)] == [(3, 6), (2, 5)]
-    assert LoadSpec("http://x", Workload("fixed"), 1, connections=1, processes=4, seed=1).workers == 1
+    assert LoadSpec("http://x", Workload(Kind.FIXED), 1, connections=1, processes=4, seed=1).workers == 1

@@ -9,15 +9,18 @@ import pytest
 from bench import report, results
 from bench.peers import Peer
 from bench.runner import Generator, Leg, RunConfig, Target, run_leg
-from bench.scenarios import SCENARIOS, get_scenario
+from bench.scenarios import SCENARIOS, Disruption, get_scenario
 
 pytestmark = pytest.mark.slow
 
 
 def smoke_config(name: str, generator: Generator = Generator.AUTO, duration: float = 1.0) -> RunConfig:
+    scenario = get_scenario(name)
+    # A request budget could end the run before a disruption is due; the duration bounds those.
+    budget = 2000 if scenario.disruption is Disruption.NONE else None
     return RunConfig(
-        scenario=get_scenario(name), duration=duration, connections=4, workers=1, processes=1, seed=7,
-        generator=generator, cache_bytes=16 * 2**20, max_requests=2000,
+        scenario=scenario, duration=duration, connections=4, workers=1, processes=1, seed=7,
+        generator=generator, cache_bytes=16 * 2**20, max_requests=budget,
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 from bench.workload import (
     SIZE_MAX,
     SIZE_MIN,
+    Kind,
     Workload,
     object_sizes,
     scan_mix_keys,
@@ -38,7 +39,7 @@ def test_zipf_alpha_zero_is_uniform() -> None:
 
 
 def test_same_seed_same_requests_other_seed_or_worker_other_requests() -> None:
-    w = Workload("zipf", catalog=10_000)
+    w = Workload(Kind.ZIPF, catalog=10_000)
     assert take(w, 500) == take(w, 500)
     assert take(w, 500) != take(w, 500, seed=2)
     assert take(w, 500) != take(w, 500, worker=1)
@@ -53,7 +54,7 @@ def test_object_sizes_are_fixed_heavy_tailed_and_bounded() -> None:
 
 
 def test_zipf_urls_keep_their_size() -> None:
-    paths = take(Workload("zipf", catalog=50), 2000)
+    paths = take(Workload(Kind.ZIPF, catalog=50), 2000)
     size_of: dict[str, str] = {}
     for path in paths:
         size, seed = path.split("?")[1].split("&")
@@ -69,20 +70,20 @@ def test_scan_mix_inserts_bursts_of_never_repeated_keys() -> None:
 
 
 def test_fixed_workload_warms_and_replays_a_small_set() -> None:
-    w = Workload("fixed", blob_size=2048, distinct=4)
+    w = Workload(Kind.FIXED, blob_size=2048, distinct=4)
     assert set(take(w, 200)) == set(w.warmup_paths())
     assert len(w.warmup_paths()) == 4
 
 
 def test_unique_workload_never_repeats_within_or_across_workers() -> None:
-    w = Workload("unique")
+    w = Workload(Kind.UNIQUE)
     a, b = take(w, 3000, worker=0), take(w, 3000, worker=1)
     assert len(set(a) | set(b)) == 6000
     assert unique_base(19, 99) + 999_999 < 2**31  # the origin's seed bound
 
 
 def test_personalized_requests_carry_a_user_cookie() -> None:
-    reqs = list(itertools.islice(Workload("personalized", users=100).stream(1, 0), 500))
+    reqs = list(itertools.islice(Workload(Kind.PERSONALIZED, users=100).stream(1, 0), 500))
     assert all(r.path.startswith("/api/items?category=") for r in reqs)
     users = {dict(r.headers)["Cookie"] for r in reqs}
     assert 10 < len(users) <= 100

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from bench import wrk
-from bench.workload import Workload
+from bench.workload import Kind, Workload
 
 WRK_OUTPUT = """\
 Running 10s test @ http://127.0.0.1:8080
@@ -76,7 +76,7 @@ def test_script_lines_fill_timeline_percentiles_and_statuses() -> None:
 
 
 def test_script_embeds_the_request_list_with_headers() -> None:
-    script = wrk.render_script(Workload("personalized", users=10), seed=1)
+    script = wrk.render_script(Workload(Kind.PERSONALIZED, users=10), seed=1)
     assert "/api/items?category=" in script and "\tCookie: uid=u" in script
     assert "--[[" not in script.split("\n", 3)[3]  # every placeholder filled
 
@@ -101,7 +101,7 @@ async def test_real_wrk_run_counts_hits_from_cache_status(tmp_path: Path) -> Non
     runner = await _cache_like_app()
     port = runner.addresses[0][1]
     script = tmp_path / "w.lua"
-    script.write_text(wrk.render_script(Workload("fixed", distinct=4), seed=1))
+    script.write_text(wrk.render_script(Workload(Kind.FIXED, distinct=4), seed=1))
     argv = wrk.command(f"http://127.0.0.1:{port}", script, duration=1, connections=4, threads=2)
     try:
         proc = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
