@@ -114,3 +114,21 @@ async def test_waiters_on_a_too_large_response_fetch_it_themselves(
         assert all(not r.cache_status.stored for r in replies)
         assert {r.cache_status.detail for r in replies} == {"too-large"}
         assert origin.count("/big") == 5
+
+
+async def test_a_client_leaving_mid_stream_releases_the_origin_connection(
+    start_proxy: StartProxy, origin: ProgrammableOrigin, origin_url: str, inflight: InFlight, tmp_path: Path
+):
+    (tmp_path / "small.yaml").write_text(SMALL_OBJECTS_POLICY)
+    origin.set("/huge", headers={"Cache-Control": "max-age=60"}, body=b"h" * (32 * 1024 * 1024))
+    async with start_proxy(origin_url, policies=tmp_path) as proxy:
+        for _ in range(3):
+            async with proxy_client(proxy.url) as client, client.session.get(proxy.url + "/huge") as response:
+                assert response.status == 200
+                await response.content.readexactly(64 * 1024)
+            # The client hung up after 64 KiB of 32 MiB: the proxy must let go of the upstream
+            # response rather than leave the origin blocked on a connection nobody reads.
+            await wait_until(lambda: inflight.now == 0, timeout=5, what="the origin's send being abandoned")
+        origin.set("/after", headers={"Cache-Control": "max-age=60"}, body="fine")
+        async with proxy_client(proxy.url) as client:
+            assert (await client.get("/after")).body == b"fine"
