@@ -20,9 +20,18 @@ class RawRequest:
     """The request-target byte for byte (decoded as latin-1)."""
     head: bytes
     """The whole head, request line to the blank line, as received."""
+    body: bytes = b""
+    """The body, when framed by Content-Length (what the proxy sends for sized uploads)."""
 
     def header_lines(self) -> list[bytes]:
-        return self.head.split(b"\r\n")[1:]
+        return [line for line in self.head.split(b"\r\n")[1:] if line]
+
+    def content_length(self) -> int:
+        for line in self.header_lines():
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                return int(value)
+        return 0
 
 
 @dataclass(slots=True)
@@ -55,7 +64,10 @@ class RecordingOrigin:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
             method, target, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
-            self.seen.append(RawRequest(method, target, head))
+            request = RawRequest(method, target, head)
+            length = request.content_length()
+            body = await asyncio.wait_for(reader.readexactly(length), 5) if length else b""
+            self.seen.append(RawRequest(method, target, head, body))
             lines = [f"HTTP/1.1 {self.status} X", *(f"{k}: {v}" for k, v in self.headers),
                      f"Content-Length: {len(self.body)}", "Connection: close", "", ""]
             writer.write("\r\n".join(lines).encode("latin-1") + self.body)
