@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
+from edgeproxy.demo.catalog import items_in
 from tests.policies_e2e.conftest import ServePolicy
-from tests.support.origin import serve_demo_origin
+from tests.support.origin import ProgrammableOrigin, serve_demo_origin
 
 PERSONALIZED = """
     policies:
@@ -67,3 +69,101 @@ async def test_personalize_off_serves_the_origins_shared_list(serve_policy: Serv
     assert "private" not in first.headers["Cache-Control"], first.headers
     assert "ranked" not in (second.cache_status.detail or "")
     assert second.cache_status.hit and second.body == first.body
+
+
+async def origin_order(demo_url: str, target: str) -> list[int]:
+    """The list as the demo origin itself orders it."""
+    async with aiohttp.ClientSession() as session, session.get(demo_url + target) as response:
+        return item_ids(await response.read())
+
+
+async def test_max_candidates_ranks_only_the_first_items_and_keeps_the_rest_in_origin_order(
+    serve_policy: ServePolicy, demo_url: str
+):
+    async with serve_policy("""
+        policies:
+          items:
+            match: {paths: [/api/items]}
+            personalize: {model: demo-ranker, max_candidates: 5, deadline: 50ms}
+    """, origin=demo_url) as edge:
+        seen = await edge.get(ITEMS, headers={"x-user-id": "u0001"})
+    base = await origin_order(demo_url, ITEMS)
+    ranked = item_ids(seen.body)
+    assert "ranked model=demo-ranker" in (seen.cache_status.detail or ""), seen
+    assert sorted(ranked[:5]) == sorted(base[:5])
+    assert ranked[5:] == base[5:]
+
+
+async def test_user_cookie_and_user_header_name_where_the_user_id_is_read(serve_policy: ServePolicy, demo_url: str):
+    """With the demo world's profiles, u0001 has a known taste and is ranked unlike an anonymous
+    user; the policy's cookie and header names decide whether the proxy finds that id at all."""
+    async with serve_policy("""
+        policies:
+          items:
+            match: {paths: [/api/items]}
+            personalize: {model: demo-ranker, user_cookie: member, user_header: x-member, deadline: 50ms}
+    """, origin=demo_url, demo_profiles=True) as edge:
+
+        async def order(headers: dict[str, str]) -> list[int]:
+            seen = await edge.get(ITEMS, headers=headers)
+            assert "ranked model=demo-ranker" in (seen.cache_status.detail or ""), seen
+            return item_ids(seen.body)
+
+        anonymous = await order({})
+        by_cookie = await order({"Cookie": "member=u0001"})
+        by_header = await order({"x-member": "u0001"})
+        default_cookie = await order({"Cookie": "uid=u0001"})
+        default_header = await order({"x-user-id": "u0001"})
+    assert by_cookie == by_header != anonymous
+    assert default_cookie == default_header == anonymous
+
+
+async def test_items_path_finds_a_list_nested_in_the_document(serve_policy: ServePolicy, origin: ProgrammableOrigin):
+    items = [item.as_json() for item in items_in("books")[:12]]
+    document = json.dumps({"data": {"results": items, "page": 1}, "ok": True})
+    origin.set("/search", headers={"Cache-Control": "max-age=60", "Content-Type": "application/json"}, body=document)
+    async with serve_policy("""
+        policies:
+          nested:
+            priority: 10
+            match: {paths: [/search]}
+            personalize: {model: demo-ranker, items_path: data.results, deadline: 50ms}
+          flat:
+            match: {paths: ["/*"]}
+            personalize: {model: demo-ranker, items_path: items, deadline: 50ms}
+    """) as edge:
+        seen = await edge.get("/search")
+    assert "ranked model=demo-ranker" in (seen.cache_status.detail or ""), seen
+    ranked = json.loads(seen.body)
+    assert ranked["ok"] is True and ranked["data"]["page"] == 1
+    assert sorted(it["id"] for it in ranked["data"]["results"]) == sorted(it["id"] for it in items)
+
+
+async def test_a_wrong_items_path_serves_the_list_unranked(serve_policy: ServePolicy, origin: ProgrammableOrigin):
+    document = json.dumps({"data": {"results": [item.as_json() for item in items_in("books")[:12]]}})
+    origin.set("/search", headers={"Cache-Control": "max-age=60", "Content-Type": "application/json"}, body=document)
+    async with serve_policy("""
+        policies:
+          flat:
+            personalize: {model: demo-ranker, items_path: items}
+    """) as edge:
+        seen = await edge.get("/search")
+    assert seen.status == 200 and seen.body == document.encode(), seen
+    assert "ranked" not in (seen.cache_status.detail or "")
+
+
+async def test_personalize_turned_on_by_a_reload_takes_effect(serve_policy: ServePolicy, demo_url: str):
+    """A proxy started without any personalized route must rank once a reload adds one: a reload
+    that reports "reloaded" and keeps serving the route unranked and shared is a silent no-op."""
+    async with serve_policy("""
+        policies:
+          items:
+            match: {paths: [/api/items]}
+            personalize: off
+    """, origin=demo_url) as edge:
+        edge.write(PERSONALIZED)
+        answer = await edge.reload()
+        seen = await edge.get(ITEMS, headers={"x-user-id": "u0001"})
+    assert answer.status == 200 and answer.body["outcome"] == "reloaded", answer
+    assert seen.headers["Cache-Control"].startswith("private"), seen.headers
+    assert "ranked model=demo-ranker" in (seen.cache_status.detail or ""), seen
