@@ -69,11 +69,8 @@ class Server:
         self.proc.wait(timeout=STOP_GRACE_S)
 
 
-def start(
-    stack: contextlib.ExitStack, name: str, argv: list[str], port: int, logdir: Path,
-    ready: Callable[[Server], bool],
-) -> Server:
-    """Start ``argv``, register its stop with ``stack``, and wait until ``ready`` says so."""
+def launch(stack: contextlib.ExitStack, name: str, argv: list[str], port: int, logdir: Path) -> Server:
+    """Start ``argv`` in its own process group and register its stop with ``stack``; no waiting."""
     if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
         raise StartError(f"{name}: executable {argv[0]!r} not found")
     log = logdir / f"{name}.log"
@@ -82,14 +79,29 @@ def start(
                                 start_new_session=True)
     server = Server(name, port, proc, log)
     stack.callback(server.stop)
+    return server
+
+
+def wait_ready(server: Server, ready: Callable[[Server], bool]) -> Server:
+    """Block until ``ready`` says so; a process that exits or stays silent raises StartError."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not ready(server):
-        if proc.poll() is not None:
-            raise StartError(f"{name} exited with status {proc.returncode}:\n{_tail(log)}")
+        if server.proc.poll() is not None:
+            raise StartError(f"{server.name} exited with status {server.proc.returncode}:\n{_tail(server.log)}")
         if time.monotonic() > deadline:
-            raise StartError(f"{name} not ready on port {port} after {READY_TIMEOUT_S:.0f} s:\n{_tail(log)}")
+            raise StartError(
+                f"{server.name} not ready on port {server.port} after {READY_TIMEOUT_S:.0f} s:\n{_tail(server.log)}"
+            )
         time.sleep(0.05)
     return server
+
+
+def start(
+    stack: contextlib.ExitStack, name: str, argv: list[str], port: int, logdir: Path,
+    ready: Callable[[Server], bool],
+) -> Server:
+    """:func:`launch`, then :func:`wait_ready`."""
+    return wait_ready(launch(stack, name, argv, port, logdir), ready)
 
 
 def http_ready(path: str = "/") -> Callable[[Server], bool]:
@@ -121,10 +133,19 @@ def edgeproxy_bin() -> str:
     return str(beside) if beside.exists() else "edgeproxy"
 
 
+ORIGIN_READY = http_ready("/_control/stats")
+
+
 def start_origin(stack: contextlib.ExitStack, logdir: Path) -> Server:
+    """The demo origin, started and answering."""
+    return wait_ready(launch_origin(stack, logdir), ORIGIN_READY)
+
+
+def launch_origin(stack: contextlib.ExitStack, logdir: Path) -> Server:
+    """The demo origin, launched but not waited for (``wait_ready(origin, ORIGIN_READY)``), so
+    its start-up overlaps the proxy's."""
     port = free_port()
-    return start(stack, "origin", [edgeproxy_bin(), "demo-origin", "--listen", f"{LOOPBACK}:{port}"],
-                 port, logdir, http_ready("/_control/stats"))
+    return launch(stack, "origin", [edgeproxy_bin(), "demo-origin", "--listen", f"{LOOPBACK}:{port}"], port, logdir)
 
 
 def start_redis(stack: contextlib.ExitStack, logdir: Path) -> Server:
@@ -154,7 +175,8 @@ def start_edgeproxy(
         admin_port = free_port()
         argv += ["--admin", f"{LOOPBACK}:{admin_port}", "--admin-token", admin_token]
         admin = AdminAccess(f"http://{LOOPBACK}:{admin_port}", admin_token)
-    server = start(stack, "edgeproxy", argv, port, logdir, http_ready("/_control/stats"))
+    # Any answer will do, a 502 included: the origin may still be starting.
+    server = start(stack, "edgeproxy", argv, port, logdir, http_ready("/"))
     return server, admin
 
 

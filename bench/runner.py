@@ -27,7 +27,15 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 from bench import client, wrk
 from bench.measure import LoadResult
 from bench.peers import Peer, start_peer
-from bench.procs import AdminAccess, Server, start_edgeproxy, start_origin, start_redis
+from bench.procs import (
+    ORIGIN_READY,
+    AdminAccess,
+    Server,
+    launch_origin,
+    start_edgeproxy,
+    start_redis,
+    wait_ready,
+)
 from bench.scenarios import DISRUPT_AT, PURGE_EVERY_S, Disruption, Scenario
 
 WORKER_START_DELAY_S = 1.0
@@ -129,7 +137,7 @@ def _staged(config: RunConfig, target: Target) -> Iterator[_Stage]:
             yield _Stage(config.target_url.rstrip("/"))
             return
         logdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
-        origin = start_origin(stack, logdir)
+        origin = launch_origin(stack, logdir)
         if target is Target.EDGEPROXY:
             redis = start_redis(stack, logdir) if config.scenario.redis else None
             proxy, admin = start_edgeproxy(
@@ -137,12 +145,14 @@ def _staged(config: RunConfig, target: Target) -> Iterator[_Stage]:
                 redis=f"redis://127.0.0.1:{redis.port}/0" if redis else None,
                 admin_token=secrets.token_urlsafe(16) if config.scenario.admin else None,
             )
-            yield _Stage(proxy.url, origin, redis, admin)
-            return
-        assert target.peer is not None
-        peer = start_peer(stack, target.peer, logdir, origin.port, workers=config.workers,
-                          cache_bytes=config.cache_bytes)
-        yield _Stage(peer.url, origin)
+            stage = _Stage(proxy.url, origin, redis, admin)
+        else:
+            assert target.peer is not None
+            peer = start_peer(stack, target.peer, logdir, origin.port, workers=config.workers,
+                              cache_bytes=config.cache_bytes)
+            stage = _Stage(peer.url, origin)
+        wait_ready(origin, ORIGIN_READY)
+        yield stage
 
 
 def check_runnable(config: RunConfig, target: Target) -> None:

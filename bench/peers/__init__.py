@@ -59,4 +59,5 @@ def start_peer(
         argv = ["varnishd", "-F", "-a", f"{LOOPBACK}:{port}", "-f", str(vcl), "-n", str(peer_dir / "work"),
                 "-s", f"malloc,{cache_bytes}", "-T", "none",
                 "-p", f"thread_pools={max(1, workers)}"]
-    return start(stack, peer.value, argv, port, peer_dir, http_ready("/_control/stats"))
+    # Any answer will do, a 502 included: the origin may still be starting.
+    return start(stack, peer.value, argv, port, peer_dir, http_ready("/"))
