@@ -37,7 +37,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="wrk where installed (auto), else the built-in async client")
     p.add_argument("--alpha", type=float, default=None, help="Zipf exponent for zipf-based scenarios")
     p.add_argument("--seed", type=int, default=1, help="workload seed: same seed, same requests")
-    p.add_argument("--cache-size", default="256MB", help="peer cache budget (edgeproxy's default L1 size)")
+    p.add_argument("--cache-size", default="256MB", help="cache budget of every target: edgeproxy L1, nginx, Varnish (default 256MB)")
     p.add_argument("--out", type=Path, default=None, help="results directory (default bench/results)")
     p.add_argument("--no-report", action="store_true", help="skip the markdown table and plots")
 

@@ -162,12 +162,14 @@ class AdminAccess:
 
 def start_edgeproxy(
     stack: contextlib.ExitStack, logdir: Path, origin: str, *, workers: int,
-    redis: str | None = None, admin_token: str | None = None,
+    redis: str | None = None, admin_token: str | None = None, cache_bytes: int | None = None,
 ) -> tuple[Server, AdminAccess | None]:
     """``edgeproxy serve`` in front of ``origin``; with ``admin_token`` also its admin port."""
     port = free_port()
     argv = [edgeproxy_bin(), "serve", "--origin", origin, "--listen", f"{LOOPBACK}:{port}",
             "--workers", str(workers)]
+    if cache_bytes is not None:
+        argv += ["--cache-size", str(cache_bytes)]
     if redis is not None:
         argv += ["--redis", redis]
     admin = None

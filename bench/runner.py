@@ -82,6 +82,7 @@ class RunConfig:
     seed: int
     generator: Generator
     cache_bytes: int
+    """Cache budget of every target: edgeproxy's L1 (--cache-size), nginx max_size, Varnish malloc."""
     max_requests: int | None = None
     target_url: str | None = None
 
@@ -144,6 +145,7 @@ def _staged(config: RunConfig, target: Target) -> Iterator[_Stage]:
                 stack, logdir, origin.url, workers=config.workers,
                 redis=f"redis://127.0.0.1:{redis.port}/0" if redis else None,
                 admin_token=secrets.token_urlsafe(16) if config.scenario.admin else None,
+                cache_bytes=config.cache_bytes,
             )
             stage = _Stage(proxy.url, origin, redis, admin)
         else:
