@@ -28,11 +28,12 @@ from edgeproxy.proxy.upstream import UpstreamError
 log = logging.getLogger("edgeproxy.server")
 
 # Fields whose values decide framing, routing or connection handling.
-_WATCHED = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection"})
+_WATCHED = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection", b"expect"})
 # RFC 9110 §7.6.1 lets Connection name any field, but naming these asks the next hop to drop the
 # framing or routing of the request: a classic desync trick, so it is refused.
 _UNNOMINATABLE = frozenset({"content-length", "transfer-encoding", "host"})
 _ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LARGE_BODY = 256 * 1024
 """Bodies at least this big are written separately rather than copied into one buffer."""
 
@@ -47,6 +48,10 @@ class Rejection(Exception):
         self.extra = extra
 
 
+class _StopParsing(Exception):
+    """Raised from a parser callback once the connection has sent its last response."""
+
+
 class Deadline(Enum):
     """What the read-side timer is waiting for."""
 
@@ -59,10 +64,12 @@ class RequestBody:
     """A request body as the handler reads it. Reading from the client pauses while more than
     the buffer limit waits here, and resumes once the handler has drained it."""
 
-    __slots__ = ("_conn", "_chunks", "_buffered", "_done", "_error", "_waiter", "received")
+    __slots__ = ("_conn", "_chunks", "_buffered", "_done", "_error", "_waiter", "received", "_expects_continue")
 
-    def __init__(self, conn: EdgeProtocol) -> None:
+    def __init__(self, conn: EdgeProtocol, *, expects_continue: bool = False) -> None:
         self._conn = conn
+        self._expects_continue = expects_continue
+        """RFC 9110 §10.1.1: the client holds the body until it sees 100 Continue."""
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._done = False
@@ -102,6 +109,12 @@ class RequestBody:
         return self
 
     async def __anext__(self) -> bytes:
+        if self._expects_continue:
+            # Sent when the handler first asks for the body: a reply that never reads it spares
+            # the client the upload (and closes the connection instead).
+            self._expects_continue = False
+            if not self.received:
+                self._conn.send_continue()
         while not self._chunks:
             if self._error is not None:
                 raise self._error
@@ -297,6 +310,8 @@ class EdgeProtocol(asyncio.Protocol):
             parser.feed_data(data)
         except HttpParserCallbackError as exc:
             cause = exc.__context__
+            if isinstance(cause, _StopParsing):
+                return
             if not isinstance(cause, Rejection):
                 log.error("request parsing failed in our own callback", exc_info=cause)
                 cause = Rejection(500, "internal error while reading the request")
@@ -325,6 +340,8 @@ class EdgeProtocol(asyncio.Protocol):
     # ------------------------------------------------------------ llhttp callbacks
 
     def on_message_begin(self) -> None:
+        if self._parser is None:
+            raise _StopParsing  # pipelined behind a response that closes the connection
         self._in_head = True
         self._seq += 1
         self._url = []
@@ -361,7 +378,8 @@ class EdgeProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         parser = self._parser
-        assert parser is not None
+        if parser is None:
+            raise _StopParsing
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
             raise Rejection(505, f"HTTP/{version} is not supported; use HTTP/1.1")
@@ -383,7 +401,10 @@ class EdgeProtocol(asyncio.Protocol):
             raise Rejection(501, "Upgrade with a request body is not supported")
         if length is not None and length > self._limits.max_body_size:
             raise Rejection(413, f"request body larger than {self._limits.max_body_size} bytes")
-        body = RequestBody(self) if has_body else None
+        expects_continue = not http10 and any(
+            k == b"expect" and v.strip().lower() == b"100-continue" for k, v in self._watched
+        )
+        body = RequestBody(self, expects_continue=expects_continue) if has_body else None
         incoming = Incoming(
             head=RequestHead(method, host, target, tuple(self._fields)),
             client=self._client,
@@ -400,6 +421,8 @@ class EdgeProtocol(asyncio.Protocol):
             self._arm_read(Deadline.BODY, self._limits.body_timeout)
         else:
             self._read_deadline = None
+            if self._task is None and self._write_waiter is None and self._answer_now(exchange):
+                return
         self._enqueue(exchange)
 
     def on_body(self, chunk: bytes) -> None:
@@ -437,6 +460,12 @@ class EdgeProtocol(asyncio.Protocol):
             self._resume_reading()
             if self._current is not None:
                 self._arm_read(Deadline.BODY, self._limits.body_timeout)
+
+    def send_continue(self) -> None:
+        """The interim 100 response (RFC 9110 §15.2.1): the handler is reading the body of the
+        request being answered, so nothing else can be on the wire in between."""
+        if self._transport is not None and self._linger is None:
+            self._transport.write(_CONTINUE)
 
     def _pause_reading(self) -> None:
         if not self._reading_paused and self._transport is not None:
@@ -558,13 +587,45 @@ class EdgeProtocol(asyncio.Protocol):
                     exchange.rejection = Rejection(500, "internal error")
         if exchange.rejection is not None or reply is None:
             # Set while the handler ran: its body broke a limit or timed out.
-            if exchange.rejection is not None:
-                await _discard(reply.stream if reply is not None else None)
+            if reply is not None and reply.stream is not None:
+                await _discard(reply.stream)
             self._write_rejection(exchange)
             return
         await self._write_reply(exchange, reply, started)
         if self._ctx.on_reply is not None:
             self._ctx.on_reply(incoming, reply, time.perf_counter() - started)
+
+    def _answer_now(self, exchange: _Exchange) -> bool:
+        """Answer from the handler's synchronous fast path (a fresh in-memory hit) without a task
+        or a loop turn; False when the request must take the asynchronous path."""
+        fast_path = self._ctx.fast_path
+        incoming = exchange.incoming
+        if fast_path is None or incoming is None or exchange.local is not None:
+            return False
+        if self._ctx.routes and incoming.head.path in self._ctx.routes:
+            return False
+        started = time.perf_counter()
+        try:
+            reply = fast_path(incoming)
+        except Exception:
+            log.exception("fast path failed for %s %s; answering asynchronously", incoming.head.method, incoming.head.target)
+            return False
+        if reply is None:
+            return False
+        if reply.stream is not None:
+            exchange.local = reply  # a stream needs the asynchronous writer
+            return False
+        assert self._transport is not None
+        keep_alive = self._send_body_reply(self._transport, exchange, reply, started)
+        if self._ctx.on_reply is not None:
+            self._ctx.on_reply(incoming, reply, time.perf_counter() - started)
+        if not keep_alive or self._eof:
+            self._close_gracefully()
+        elif not self._ctx.connections.draining:
+            self._arm_read(Deadline.IDLE, self._limits.keepalive_timeout)
+        else:
+            self._close_gracefully()
+        return True
 
     def _write_rejection(self, exchange: _Exchange) -> None:
         rejection = exchange.rejection
@@ -597,11 +658,8 @@ class EdgeProtocol(asyncio.Protocol):
         self._resume_reading()
         self._linger = self._loop.call_later(self._limits.linger_timeout, transport.close)
 
-    async def _write_reply(self, exchange: _Exchange, reply: Reply, started: float) -> None:
-        transport = self._transport
-        if transport is None:
-            await _discard(reply.stream)
-            return
+    def _reply_head(self, exchange: _Exchange, reply: Reply, started: float) -> tuple[bytes, Framing, int | None, bool]:
+        """The serialized head, the body framing and length, and whether the connection stays open."""
         fields = head_fields(reply.headers)
         fields.lines.append(f"server-timing: {server_timing(reply, started)}\r\n")
         framing, length = _framing(exchange, reply, fields.declared_length)
@@ -613,23 +671,37 @@ class EdgeProtocol(asyncio.Protocol):
             and not self._ctx.connections.draining
         )
         connection = None if keep_alive and not exchange.http10 else ("keep-alive" if keep_alive else "close")
-        head = render_head(reply.status, fields, framing, length, connection, self._ctx.clock.value())
         exchange.started = True
-        if reply.stream is None or framing is Framing.NONE:
-            await _discard(reply.stream)
-            payload = reply.body if framing is Framing.LENGTH else b""
-            if len(payload) < _LARGE_BODY:
-                transport.write(head + payload)
-            else:
-                transport.write(head)
-                transport.write(payload)
-            complete = True
+        head = render_head(reply.status, fields, framing, length, connection, self._ctx.clock.value())
+        return head, framing, length, keep_alive
+
+    def _send_body_reply(self, transport: asyncio.Transport, exchange: _Exchange, reply: Reply, started: float) -> bool:
+        """Write a reply whose body is in memory, in one write when small; returns keep-alive."""
+        head, framing, _, keep_alive = self._reply_head(exchange, reply, started)
+        payload = reply.body if framing is Framing.LENGTH else b""
+        if len(payload) < _LARGE_BODY:
+            transport.write(head + payload)
         else:
             transport.write(head)
-            complete = await self._write_stream(reply.stream, framing, length)
-        if not complete:
-            self._stop_parsing()
+            transport.write(payload)
+        return keep_alive
+
+    async def _write_reply(self, exchange: _Exchange, reply: Reply, started: float) -> None:
+        transport = self._transport
+        if transport is None:
+            if reply.stream is not None:
+                await _discard(reply.stream)
             return
+        if reply.stream is None:
+            keep_alive = self._send_body_reply(transport, exchange, reply, started)
+        else:
+            head, framing, length, keep_alive = self._reply_head(exchange, reply, started)
+            transport.write(head)
+            if framing is Framing.NONE:
+                await _discard(reply.stream)
+            elif not await self._write_stream(reply.stream, framing, length):
+                self._stop_parsing()
+                return
         if self._write_waiter is not None:
             await self._writable()
         if not keep_alive:
@@ -696,7 +768,7 @@ def _framing(exchange: _Exchange, reply: Reply, declared: str | None) -> tuple[F
     return Framing.CHUNKED, None
 
 
-async def _discard(stream: AsyncIterator[bytes] | None) -> None:
+async def _discard(stream: AsyncIterator[bytes]) -> None:
     """Release a stream we will not relay (its origin connection goes back or is closed)."""
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:

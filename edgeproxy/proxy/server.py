@@ -24,6 +24,11 @@ log = logging.getLogger("edgeproxy.server")
 Handler = Callable[[Incoming], Awaitable[Reply]]
 """The proxy itself: ``Edge.handle``."""
 
+FastPath = Callable[[Incoming], Reply | None]
+"""Answers what it can without suspending (a fresh in-memory hit), else None; the server calls it
+inline while parsing, sparing the hit a task and a loop turn. Replies with a ``stream`` are
+written asynchronously."""
+
 Route = Callable[[Incoming], Awaitable[Reply]]
 """An exact path the edge answers itself (e.g. ``/_edge/feedback``), before any proxying."""
 
@@ -136,6 +141,7 @@ class ServerContext:
     """Everything a connection needs from its worker."""
 
     handler: Handler
+    fast_path: FastPath | None = None
     limits: ServerLimits = field(default_factory=ServerLimits)
     routes: Mapping[str, Route] = field(default_factory=dict)
     on_reply: ReplyHook | None = None

@@ -3,6 +3,7 @@ reaching a real origin intact."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Callable
@@ -144,3 +145,19 @@ async def test_unread_request_body_closes_the_connection_after_the_answer(raw: C
     assert answer.first.status == 200 and answer.first.body == b"hello"
     assert answer.first.header("connection") == "close"
     assert answer.closed
+
+
+async def test_expect_100_continue_is_answered_when_the_body_is_wanted(proxy: ProxyRuntime):
+    # RFC 9110 §10.1.1: the client holds the body until it sees 100 Continue.
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    try:
+        writer.write(b"PUT /echo HTTP/1.1\r\n" + HOST + b"Content-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(b"hello")
+        final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+        assert final.startswith(b"HTTP/1.1 200")
+        echoed = json.loads(await reader.readexactly(int(final.lower().split(b"content-length: ")[1].split(b"\r\n")[0])))
+        assert echoed["sha256"] == hashlib.sha256(b"hello").hexdigest()
+    finally:
+        writer.close()
