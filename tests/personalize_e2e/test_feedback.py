@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -62,7 +63,7 @@ async def test_malformed_feedback_is_refused_with_the_reason(
 async def test_an_oversize_chunked_body_is_refused_without_reading_it_all(
     proxy_config: ConfigFactory, session: aiohttp.ClientSession
 ) -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(64):
             yield b" " * 1024
 
