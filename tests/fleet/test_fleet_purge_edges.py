@@ -1,0 +1,86 @@
+"""Purges at the edges of the fleet: a hard purge is not undone by stale-if-error, a purge does
+not reach objects stored after it (even when replayed to a late joiner), a purge while Redis is
+down tells the operator to retry, and a proxy cut off from Redis catches up when it reconnects."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import RedisServer
+from tests.fleet.harness import Node, fleet_node, url
+from tests.proxy.harness import wait_until
+from tests.support.faultproxy import Fault, FaultProxy
+from tests.support.origin import ProgrammableOrigin
+
+
+def program(origin: ProgrammableOrigin, version: str) -> None:
+    origin.set("/page", headers={"Cache-Control": "public, max-age=60, stale-if-error=300", "ETag": f'"{version}"'},
+               body=f"page {version}")
+
+
+async def fill_both(a: Node, b: Node) -> None:
+    assert (await a.get("/page")).cache_status.stored
+    assert (await b.get("/page")).cache_status.detail == "l2"
+
+
+async def test_a_hard_purged_object_is_not_served_stale_when_the_origin_fails(
+    origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
+) -> None:
+    program(origin, "v1")
+    async with fleet_node("A", origin_url, own_redis.url) as a, fleet_node("B", origin_url, own_redis.url) as b:
+        await fill_both(a, b)
+        await a.admin.purge(urls=[url("/page")])
+        await wait_until(lambda: b.bans == 1, what="B receiving the purge")
+        origin.set("/page", status=503, body="origin down")
+        for node in (a, b):
+            seen = await node.get("/page")
+            assert seen.status == 503 and b"page v1" not in seen.body, f"{node.name} resurrected a purged object: {seen}"
+
+
+async def test_a_late_joiner_replays_a_purge_all_without_banning_what_was_stored_after_it(
+    origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
+) -> None:
+    program(origin, "v1")
+    async with fleet_node("A", origin_url, own_redis.url) as a:
+        assert (await a.get("/page")).cache_status.stored
+        await a.admin.purge(all=True)
+        program(origin, "v2")
+        assert (await a.get("/page")).cache_status.stored
+        async with fleet_node("C", origin_url, own_redis.url) as c:
+            assert c.bans == 1, "the late joiner replayed the purge from the bus log"
+            seen = await c.get("/page")
+            assert seen.cache_status.detail == "l2" and seen.body == b"page v2", str(seen)
+    assert origin.count("/page") == 2
+
+
+async def test_a_purge_while_redis_is_down_is_applied_locally_and_asks_for_a_retry(
+    origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
+) -> None:
+    program(origin, "v1")
+    async with fleet_node("A", origin_url, own_redis.url) as a:
+        assert (await a.get("/page")).cache_status.stored
+        own_redis.stop()
+        status, answer = await a.admin.call("POST", "/purge", body=json.dumps({"urls": [url("/page")]}))
+        assert (status, answer["outcome"]) == (503, "local-only"), answer
+        assert "retry" in answer["detail"], answer
+        program(origin, "v2")
+        seen = await a.get("/page")
+        assert seen.status == 200 and seen.body == b"page v2", f"the purge did not hold on A itself: {seen}"
+
+
+async def test_a_proxy_cut_off_from_redis_applies_the_purges_it_missed_when_it_reconnects(
+    origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
+) -> None:
+    program(origin, "v1")
+    async with FaultProxy("127.0.0.1", own_redis.port) as link:
+        b_redis = f"redis://127.0.0.1:{link.port}/0"
+        async with fleet_node("A", origin_url, own_redis.url) as a, fleet_node("B", origin_url, b_redis) as b:
+            await fill_both(a, b)
+            await link.set(Fault.REFUSE)
+            await a.admin.purge(urls=[url("/page")])
+            program(origin, "v2")
+            await link.set(Fault.PASS)
+            # B's subscriber reconnects by itself (backoff up to 2 s) and replays the bus log.
+            await wait_until(lambda: b.bans == 1, timeout=5, what="B catching up with the purge it missed")
+            seen = await b.get("/page")
+            assert seen.body == b"page v2", f"B served the object purged while it was cut off: {seen}"
