@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from aiohttp import web
+
 from tests.policies_e2e.conftest import ServePolicy
 from tests.proxy.harness import unused_url
 from tests.support.origin import ProgrammableOrigin, serve_app
@@ -68,3 +72,44 @@ async def test_read_timeout_gives_up_on_a_slow_response_head(
     assert slow.status == 504, slow
     assert slow.cache_status.detail == "timeout"
     assert quick.status == 200 and quick.body == b"on time"
+
+
+def trickling_origin(gap: float) -> web.Application:
+    """``/trickle`` sends its head at once, then three chunks ``gap`` seconds apart."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Cache-Control": "max-age=60"})
+        await response.prepare(request)
+        for _ in range(3):
+            await asyncio.sleep(gap)
+            await response.write(b"x" * 100)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/trickle", trickle)
+    return app
+
+
+async def test_read_timeout_bounds_each_wait_not_the_whole_body(serve_policy: ServePolicy):
+    """Three gaps of 0.15 s under a 300 ms read timeout: slower in total than the timeout, yet
+    the origin never went quiet for that long."""
+    async with serve_app(trickling_origin(0.15)) as url, serve_policy(f"""
+        policies:
+          patient:
+            origin: {{url: "{url}", read_timeout: 300ms}}
+    """) as edge:
+        seen = await edge.get("/trickle")
+    assert seen.status == 200 and seen.body == b"x" * 300, seen
+
+
+async def test_a_body_that_stalls_past_read_timeout_is_a_gateway_timeout(serve_policy: ServePolicy):
+    """RFC 9110 §15.6.5: the origin did not answer in time, whether the head or the body stalled."""
+    async with serve_app(trickling_origin(0.5)) as url, serve_policy(f"""
+        policies:
+          impatient:
+            origin: {{url: "{url}", read_timeout: 200ms}}
+    """) as edge:
+        seen = await edge.get("/trickle")
+    assert seen.status == 504, seen
+    assert seen.cache_status.detail == "timeout", seen
