@@ -1,0 +1,101 @@
+"""Fuzzing the request → key path (``edgeproxy.policies.keying.request_key``), the code every
+untrusted request goes through before the cache is consulted.
+
+For any target, header list and key policy: keying never raises, the key text decodes back to
+exactly the parts it was built from (so two different part lists can never share a text), and
+the origin is asked for exactly the keyed target, whose path is the request's path byte-exact.
+Cache-Control and HTTP-date parsing are fuzzed in tests/cache (same ``fuzz`` marker).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import chain
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edgeproxy.cache.key import key_hash
+from edgeproxy.cache.message import RequestHead
+from edgeproxy.policies.keying import request_key
+from edgeproxy.policies.model import KeySettings, Policy
+
+pytestmark = pytest.mark.fuzz
+
+NAMES = ["a", "b", "x-a", "x-forwarded-host", "accept-language", "cookie", "user-agent", "currency"]
+globs = st.sampled_from(["a", "b*", "utm_*", "*", "?", "[ab]", "[", "x-*", "fbclid", "%61"])
+settings = st.builds(
+    KeySettings,
+    query=st.sampled_from(["all", "include", "exclude", "ignore"]),
+    query_params=st.tuples(*[globs] * 2) | st.just(()),
+    sort_query=st.booleans(),
+    strip_params=st.tuples(globs) | st.just(()),
+    headers=st.lists(st.sampled_from(NAMES), unique=True, max_size=3).map(tuple),
+    cookies=st.lists(st.sampled_from(["a", "b", "currency", "uid"]), unique=True, max_size=2).map(tuple),
+    device_class=st.booleans(),
+    lowercase_host=st.booleans(),
+)
+# Targets as a hostile client writes them: any text after the leading slash, with the
+# characters that matter to query and cookie parsing over-represented.
+wild = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("?&=;%+/.#: \t"), max_size=40)
+targets = wild.map(lambda rest: "/" + rest)
+values = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(";=, :\t"), max_size=20)
+header_lists = st.lists(st.tuples(st.sampled_from(NAMES), values), max_size=6).map(tuple)
+requests = st.builds(
+    RequestHead,
+    method=st.sampled_from(["GET", "HEAD", "POST", "PURGE", "get"]),
+    host=st.text(max_size=12),
+    target=targets,
+    headers=header_lists,
+)
+
+
+def split_key_text(text: str) -> list[str]:
+    """Decode ``<len>:<part>`` repeated; raises AssertionError on anything else."""
+    parts, i = [], 0
+    while i < len(text):
+        colon = text.index(":", i)
+        length = int(text[i:colon])
+        assert text[i:colon] == str(length), f"malformed length at {i} in {text!r}"
+        parts.append(text[colon + 1 : colon + 1 + length])
+        i = colon + 1 + length
+        assert i <= len(text), f"part overruns the text in {text!r}"
+    return parts
+
+
+def _params(query: str) -> Counter[str]:
+    return Counter(pair for pair in query.split("&") if pair)
+
+
+@given(key=settings, req=requests)
+def test_keying_any_request_round_trips_and_forwards_what_it_keyed(key: KeySettings, req: RequestHead) -> None:
+    rk = request_key(Policy("fuzz", key=key), req)
+    flat = list(chain.from_iterable(rk.parts))
+    assert split_key_text(rk.text) == flat
+    assert rk.hash == key_hash(rk.text) and len(rk.hash) == 16
+    parts = dict(rk.parts)
+    assert rk.upstream_target == parts["target"]
+    assert rk.url == parts["host"] + rk.upstream_target
+    path, _, query = rk.upstream_target.partition("?")
+    assert path == req.path, "the path must be forwarded byte-exact"
+    # Normalization only ever drops or reorders parameters, never invents or rewrites one.
+    assert not _params(query) - _params(req.query)
+    if key.query == "ignore":
+        assert "?" not in rk.upstream_target
+
+
+@given(key=settings, a=requests, b=requests)
+def test_different_keyed_parts_never_share_a_key_text(key: KeySettings, a: RequestHead, b: RequestHead) -> None:
+    policy = Policy("fuzz", key=key)
+    ka, kb = request_key(policy, a), request_key(policy, b)
+    assert (ka.text == kb.text) == (ka.parts == kb.parts)
+
+
+@given(key=settings, req=requests, extra=header_lists)
+def test_unkeyed_headers_never_change_the_key(key: KeySettings, req: RequestHead, extra: tuple[tuple[str, str], ...]) -> None:
+    keyed = set(key.headers) | ({"cookie"} if key.cookies else set()) | ({"user-agent"} if key.device_class else set())
+    noise = tuple((name, value) for name, value in extra if name not in keyed)
+    policy = Policy("fuzz", key=key)
+    with_noise = RequestHead(req.method, req.host, req.target, req.headers + noise)
+    assert request_key(policy, with_noise).text == request_key(policy, req).text
