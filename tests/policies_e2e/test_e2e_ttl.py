@@ -200,3 +200,34 @@ async def test_origin_stale_directives_win_over_the_policy_defaults(
         await edge.get("/own")
         again = await edge.get("/own")
     assert again.cache_status.fwd == "stale", again
+
+
+async def test_force_does_not_make_errors_cacheable(serve_policy: ServePolicy, origin: ProgrammableOrigin):
+    """beresp_errors: 4xx/5xx are not stored unless ttl.negative or store.cache_errors says so.
+    A forced TTL is about the origin's freshness, not a licence to keep an outage for its length."""
+    origin.set("/flaky", status=503, body="down for a moment")
+    origin.set("/missing", status=404, body="not here")
+    async with serve_policy("""
+        policies:
+          site:
+            ttl: {force: 1h}
+    """) as edge:
+        replies = {path: [await edge.get(path) for _ in range(2)] for path in ("/flaky", "/missing")}
+    for path, (first, second) in replies.items():
+        assert not first.cache_status.stored and first.cache_status.detail == "status", (path, first)
+        assert not second.cache_status.hit and origin.count(path) == 2, (path, second)
+
+
+async def test_force_with_negative_keeps_errors_for_their_negative_ttl(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin
+):
+    origin.set("/missing", status=404, body="not here")
+    async with serve_policy("""
+        policies:
+          site:
+            ttl: {force: 1h, negative: {404: 10s}}
+    """) as edge:
+        first = await edge.get("/missing")
+        second = await edge.get("/missing")
+    assert first.cache_status.ttl in ttl_near(10), first
+    assert second.cache_status.hit
