@@ -6,11 +6,18 @@ that forces a TTL on a path cannot store what the origin marked private or perso
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import aiohttp
 import pytest
 
+from edgeproxy.cache.entry import CacheEntry
+from edgeproxy.cache.message import RequestHead
+from edgeproxy.policies.keying import request_key
 from tests.hardening.conftest import REPO_POLICIES, StartProxy
 from tests.proxy.harness import proxy_client
-from tests.support.origin import ProgrammableOrigin
+from tests.support.origin import ProgrammableOrigin, serve_demo_origin
 
 PERSONAL_ANSWERS = {
     "private": {"Cache-Control": "private, max-age=600"},
@@ -52,3 +59,26 @@ async def test_the_demo_policies_send_account_paths_straight_to_the_origin(
         second = await client.get("/%61ccount/profile.css")
     assert first.cache_status.fwd == second.cache_status.fwd == "bypass", (first, second)
     assert origin.count("/account/profile.css") == 2
+
+
+async def test_a_personalized_list_is_private_and_the_shared_copy_stays_the_base(
+    start_proxy: StartProxy, tmp_path: Path
+):
+    # Threat 10 in docs/SECURITY.md: user A's ranking must never be what user B gets from the cache.
+    target = "/api/items?category=books&limit=20"
+    async with serve_demo_origin() as demo_url, start_proxy(
+        demo_url, policies=REPO_POLICIES, events_path=tmp_path / "events.jsonl"
+    ) as proxy, proxy_client(proxy.url) as client:
+        async with aiohttp.ClientSession() as session, session.get(demo_url + target) as direct:
+            base = await direct.read()
+        replies = {
+            uid: await client.get(target, headers={"Cookie": f"uid={uid}", "Host": "shop.example"})
+            for uid in ("u0001", "u0002", "u0003")
+        }
+        policy = proxy.policies.current.match("shop.example", "GET", "/api/items")
+        stored = proxy.l1.get_nowait(request_key(policy, RequestHead("GET", "shop.example", target, ())).hash)
+    assert isinstance(stored, CacheEntry) and stored.body == base, "the shared entry is not the origin's body"
+    base_items = sorted(json.loads(base)["items"], key=lambda item: item["id"])
+    for uid, reply in replies.items():
+        assert reply.headers["Cache-Control"].startswith("private"), (uid, reply)
+        assert sorted(json.loads(reply.body)["items"], key=lambda item: item["id"]) == base_items, uid
