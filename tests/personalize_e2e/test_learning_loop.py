@@ -17,7 +17,7 @@ from edgeproxy.personalize.model import ModelMeta
 from edgeproxy.personalize.registry import DirectoryBackend, publish
 from edgeproxy.personalize.train import join, train
 from edgeproxy.proxy.runtime import running_proxy
-from tests.personalize_e2e.conftest import ITEMS, ConfigFactory, bearer, fetch, user
+from tests.personalize_e2e.conftest import ITEMS, ConfigFactory, bearer, fetch, metric, metrics_text, user
 
 
 async def _publish_weak_model(world: World, models: Path) -> None:
@@ -49,3 +49,36 @@ async def test_a_model_trained_from_logs_serves_after_a_reload(
     assert 'ranked model=demo-ranker-v2"' in after.cache_status
     assert after.item_ids != before.item_ids
     assert sorted(after.item_ids) == sorted(before.item_ids)
+
+
+MAX_TRIES_FOR_AN_IMPRESSION = 2000
+"""Deliveries are sampled into the impression log at 1%: 2000 tries miss with p ≈ 2e-9."""
+
+
+async def test_impressions_logged_by_the_proxy_join_with_clicks_sent_to_feedback(
+    proxy_config: ConfigFactory, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    async with running_proxy(proxy_config(events_path=events)) as proxy:
+        for attempt in range(MAX_TRIES_FOR_AN_IMPRESSION):
+            uid = f"u{attempt % 1000 + 1:04d}"
+            seen = await fetch(session, proxy.url + ITEMS, headers=user(uid))
+            if "X-Edge-Impression" in seen.headers:
+                break
+        impression_id = seen.headers["X-Edge-Impression"]
+        clicked = seen.item_ids[2]
+        click = {"user": uid, "item": clicked, "impression": impression_id}
+        assert (await fetch(session, proxy.url + "/_edge/feedback", "POST", json=click)).status == 202
+        metrics = await metrics_text(session, proxy.admin_port)
+    # Stopping the proxy flushed its event buffer.
+    logged = await JsonlSink(events).read_all()
+    (impression,) = [e for e in logged if e["type"] == "impression" and e["impression_id"] == impression_id]
+    assert impression["user_id"] == uid and impression["model"] == "demo-ranker-v1"
+    assert [int(i) for i in impression["items"]] == seen.item_ids[: len(impression["items"])]
+    assert impression["feature_names"] == list(FEATURE_NAMES)
+    (group,) = [g for g in join(logged, FEATURE_NAMES) if g.user_id == uid]
+    assert group.X.shape == (len(impression["items"]), len(FEATURE_NAMES))
+    assert group.y.tolist() == [1.0 if int(i) == clicked else 0.0 for i in impression["items"]]
+    # The feedback counter is documented "by kind (impression, click)".
+    assert metric(metrics, "edgeproxy_feedback_events_total", kind="click") == 1
+    assert metric(metrics, "edgeproxy_feedback_events_total", kind="impression") >= 1
