@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 from edgeproxy.logs import configure as configure_logging
+from edgeproxy.policies.loader import load_directory
+from edgeproxy.policies.problems import PolicyError
 from edgeproxy.policies.schema import parse_size
 
 # Feature modules that contribute subcommands through ``register(sub)``.
@@ -74,6 +76,14 @@ def _serve(args: argparse.Namespace) -> int:
     from edgeproxy.proxy.runtime import ProxyConfig
     from edgeproxy.proxy.supervisor import serve
 
+    if args.policies is not None:
+        try:
+            load_directory(args.policies)
+        except PolicyError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            print(f"edgeproxy: not starting: {len(exc.problems)} problem(s) in {args.policies}", file=sys.stderr)
+            return 1
     host, port = args.listen if isinstance(args.listen, tuple) else split_listen(args.listen)
     size = args.cache_size if isinstance(args.cache_size, int) else parse_size(args.cache_size)
     admin = args.admin if isinstance(args.admin, tuple) or args.admin is None else split_listen(args.admin)

@@ -40,4 +40,5 @@ def bearer_matches(authorization: str | None, token: str) -> bool:
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(credentials.strip().encode(), token.encode())
+    # surrogateescape: aiohttp keeps non-UTF-8 header bytes as surrogates; they simply mismatch.
+    return hmac.compare_digest(credentials.strip().encode("utf-8", "surrogateescape"), token.encode())

@@ -91,12 +91,17 @@ def parse_surrogate_control(field_value: str | None, device: str) -> Directives:
     """
     if not field_value:
         return EMPTY
-    mine: list[tuple[str, str | None] | None] = []
+    targeted: list[tuple[str, str | None] | None] = []
+    untargeted: list[tuple[str, str | None] | None] = []
     for member in split_list(field_value):
         directive, target = _split_target(member)
-        if target is None or target.lower() == device.lower():
-            mine.append(_parse_member(directive))
-    return _collect(mine)
+        if target is None:
+            untargeted.append(_parse_member(directive))
+        elif target.lower() == device.lower():
+            targeted.append(_parse_member(directive))
+    # §2.3: a directive targeted at this device takes precedence over the same one untargeted.
+    named = {parsed[0] for parsed in targeted if parsed is not None}
+    return _collect(targeted + [p for p in untargeted if p is None or p[0] not in named])
 
 
 def split_list(text: str) -> list[str]:

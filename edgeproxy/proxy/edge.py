@@ -356,7 +356,9 @@ class Edge:
         prefix: bytes = b"",
     ) -> Reply:
         """Relay a response we do not store; waiters are released to fetch on their own."""
-        if reason not in (NoCacheReason.REQUEST_NO_STORE, NoCacheReason.METHOD):
+        # Hit-for-miss marks what the origin says is uncacheable, not transient failures (5xx):
+        # those must not take a usable stale copy out of service.
+        if reason not in (NoCacheReason.REQUEST_NO_STORE, NoCacheReason.METHOD) and resp.status < 500:
             self.hit_for_miss.remember(rk.hash, self.clock() + policy.rules.hit_for_miss)
         self._resolve(lead, Uncacheable())
         status = CacheStatus(phase, fwd_status=resp.status, detail=reason.value)
@@ -387,7 +389,8 @@ class Edge:
         try:
             resp = await self.upstream.send(origin, req.method, req.target, headers, body)
         except UpstreamError as error:
-            reply = self._error_reply(error.status_hint, str(error), CachePhase.ERROR, detail=error.kind.value)
+            log.warning("origin failure passing %s %s: %s", req.method, req.path, error)
+            reply = self._error_reply(error.status_hint, error.public_message, CachePhase.ERROR, detail=error.kind.value)
             reply.origin_error = error.kind.value
             return reply
         origin_time = time.perf_counter() - started
@@ -543,7 +546,7 @@ class Edge:
             reply = self._from_cache(req, stale, CachePhase.STALE, now, rk, detail=f"origin-{error.kind.value}")
         else:
             log.warning("origin failure for key %s: %s", rk.hash.hex(), error)
-            reply = self._error_reply(error.status_hint, str(error), CachePhase.ERROR, detail=error.kind.value)
+            reply = self._error_reply(error.status_hint, error.public_message, CachePhase.ERROR, detail=error.kind.value)
         reply.origin_error = error.kind.value
         return reply
 

@@ -54,6 +54,8 @@ class FleetLink:
         that starts or reconnects later still applies every ban; nothing published in between
         is lost."""
         self._on_gap = on_gap
+        # Open a first connection now, so the first burst of traffic does not pay for it.
+        await self.store.ping()
         await self.bus.subscribe(self._dispatch, on_gap=self._gap, own=OwnMessages.IGNORE, since_generation=0)
 
     async def _gap(self) -> None:

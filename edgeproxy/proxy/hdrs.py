@@ -19,7 +19,8 @@ POISONING_HEADERS = frozenset(
     {
         "x-forwarded-host", "x-forwarded-scheme", "x-forwarded-server", "x-host", "x-original-url",
         "x-rewrite-url", "x-http-method-override", "x-http-method", "x-method-override",
-        "x-original-host", "forwarded",
+        "x-original-host", "forwarded", "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-ssl",
+        "x-url-scheme", "front-end-https",
     }
 )
 

@@ -98,9 +98,11 @@ class Relay:
                 except (EOFError, OSError):
                     self._detach(ready)  # type: ignore[arg-type]
                     continue
-                for other in conns.values():
-                    if other is not ready:
-                        try:
-                            other.send(message)
-                        except (BrokenPipeError, OSError):
-                            pass
+                with self._lock:
+                    # The current set, not the snapshot: a worker attached meanwhile gets it too.
+                    others = [c for c in self._conns.values() if c is not ready]
+                for other in others:
+                    try:
+                        other.send(message)
+                    except (BrokenPipeError, OSError):
+                        pass

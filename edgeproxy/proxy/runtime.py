@@ -7,10 +7,11 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -34,6 +35,7 @@ from edgeproxy.proxy.localbus import LocalBus
 from edgeproxy.proxy.observe import Observer
 from edgeproxy.proxy.personalization import PersonalizeStage
 from edgeproxy.proxy.protocol import EdgeProtocol
+from edgeproxy.proxy.reply import Incoming, Reply
 from edgeproxy.proxy.server import ConnectionSet, ServerContext, ServerLimits
 from edgeproxy.proxy.upstream import Upstream
 from edgeproxy.storage.memory import MemoryStore
@@ -108,6 +110,8 @@ class ProxyRuntime:
         self.stats = LiveStats()
         self.access_log = AccessLog(config.access_log, config.access_log_sample) if config.access_log else None
         self.personalize: PersonalizeStage | None = None
+        self._personalizer_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
         self.control = EdgeControl(
             bans=self.bans,
             policies=self.policies,
@@ -118,6 +122,7 @@ class ProxyRuntime:
             health_checks=self._health_checks,
             models=self._model_command,
         )
+        self.control.on_reload = self._after_reload
         self._admin: web.AppRunner | None = None
         self.admin_port: int | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -134,7 +139,7 @@ class ProxyRuntime:
         await self.upstream.start()
         if any(policy.personalize for policy in self.policies.current.policies):
             await self._open_personalizer()
-        routes = {FEEDBACK_PATH: self.personalize.feedback_route} if self.personalize else {}
+        routes = {FEEDBACK_PATH: self._feedback}
         self._connections = ConnectionSet(self.config.limits.max_connections)
         context = ServerContext(
             handler=self.edge.handle,
@@ -196,9 +201,21 @@ class ProxyRuntime:
             models_dir=self.config.models, redis=redis, events_path=self.config.events_path, seed_profiles=profiles))
         self.personalize = PersonalizeStage(personalizer, self.metrics)
         await self.personalize.refresh()
-        self.control.on_reload = self.personalize.refresh
         self.edge.personalize = self.personalize
         self._tasks.append(asyncio.get_running_loop().create_task(personalizer.flush_forever()))
+
+    async def _feedback(self, inc: Incoming) -> Reply:
+        if self.personalize is None:
+            return await self.edge.handle(inc)  # no ranking here: the path is the origin's
+        return await self.personalize.feedback_route(inc)
+
+    async def _personalization_needed(self) -> None:
+        """After a reload: load the ranker once if a policy now personalizes."""
+        if self.personalize is not None or not any(p.personalize for p in self.policies.current.policies):
+            return
+        async with self._personalizer_lock:
+            if self.personalize is None:
+                await self._open_personalizer()
 
     async def _on_model_rollout(self, payload: dict[str, object]) -> None:
         if self.personalize is not None:
@@ -233,11 +250,24 @@ class ProxyRuntime:
             result = await self.control.reload_policies()
             log.info("policy reload %s: version %s %s", result.outcome.value, result.version, result.detail)
 
-        self._tasks.append(asyncio.get_running_loop().create_task(reload()))
+        self._spawn(reload())
 
     def _on_reload(self, result: ReloadResult) -> None:
         self.metrics.set_policy_version(self.policies.current.version)
         log.info(result.describe())
+        self._spawn(self._after_reload())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a one-off background job; kept referenced until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _after_reload(self) -> None:
+        """A reload may turn personalization on (load the ranker) and re-reads a models dir."""
+        await self._personalization_needed()
+        if self.personalize is not None:
+            await self.personalize.refresh()
 
     async def _expire_bans(self) -> None:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from enum import Enum
 
@@ -11,6 +12,8 @@ from yarl import URL
 from edgeproxy.cache.entry import Headers
 from edgeproxy.policies.model import OriginSettings
 from edgeproxy.proxy import hdrs
+
+log = logging.getLogger("edgeproxy.upstream")
 
 IDEMPOTENT_RETRY = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -31,6 +34,12 @@ class UpstreamError(Exception):
         super().__init__(f"origin {kind.value}: {detail}")
         self.kind = kind
         self.status_hint = 504 if kind is UpstreamFailure.TIMEOUT else 502
+
+    @property
+    def public_message(self) -> str:
+        """What a client may be told: the kind of failure, never the origin's address or the
+        client library's exception text (those go to the log)."""
+        return "origin timed out" if self.kind is UpstreamFailure.TIMEOUT else f"origin unavailable ({self.kind.value})"
 
 
 class UpstreamResponse:
@@ -79,6 +88,25 @@ class UpstreamResponse:
         self._response.close()
 
 
+def _wire_headers(headers: Headers) -> list[tuple[str, str]]:
+    """Field values travel as the client's bytes (RFC 9110 §5.5 obs-text is opaque).
+
+    Values are held as latin-1 text (one char per byte) while aiohttp's client writes str
+    headers as UTF-8; re-reading the bytes as UTF-8 makes it write them back unchanged. A value
+    that is not UTF-8 cannot be written byte-exact by aiohttp and is dropped (and logged).
+    """
+    out: list[tuple[str, str]] = []
+    for name, value in headers:
+        if value.isascii():
+            out.append((name, value))
+            continue
+        try:
+            out.append((name, value.encode("latin-1").decode("utf-8")))
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            log.warning("dropping request field %s: its bytes are not UTF-8 and cannot be relayed exactly", name)
+    return out
+
+
 class Upstream:
     """Sends re-framed requests to origins over pooled keep-alive connections."""
 
@@ -92,7 +120,7 @@ class Upstream:
         self._session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type", "Accept"),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
 
@@ -119,7 +147,7 @@ class Upstream:
                 response = await self._session.request(
                     method,
                     url,
-                    headers=list(headers),
+                    headers=_wire_headers(headers),
                     data=body,
                     allow_redirects=False,
                     timeout=timeout,

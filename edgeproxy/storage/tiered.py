@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from collections.abc import Callable, Sequence
@@ -49,12 +50,26 @@ class TieredStore:
         self.l2 = l2
         self._promote = promote
         self._clock = clock
+        self._inflight: dict[bytes, asyncio.Future[StoredObject | None]] = {}
+        """One L2 read per key at a time: a burst of misses for a hot key makes one Redis GET
+        (and one connection), not one per request."""
 
     async def get_with_tier(self, key: bytes) -> tuple[StoredObject | None, Tier]:
         obj = self.l1.get_nowait(key)
         if obj is not None:
             return obj, Tier.L1
-        obj = await self.l2.get(key)
+        pending = self._inflight.get(key)
+        if pending is not None:
+            obj = await asyncio.shield(pending)
+            return (obj, Tier.L2) if obj is not None else (None, Tier.NONE)
+        future: asyncio.Future[StoredObject | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            obj = await self.l2.get(key)
+        finally:
+            # obj is still None (the L1 miss) if the read was cancelled: waiters then miss too.
+            del self._inflight[key]
+            future.set_result(obj)
         if obj is None:
             return None, Tier.NONE
         if self._promote is not None:
