@@ -179,7 +179,7 @@ class ProxyMetrics:
         self.rank_duration: Bound[Histogram] = Bound(rank_duration.labels)
         fallbacks = Counter(
             "edgeproxy_personalize_fallbacks", "Responses served in base order instead of ranked, by reason "
-            "(deadline, error, no_model, bad_body).", ["reason"], registry=r,
+            "(deadline, error, no-model).", ["reason"], registry=r,
         )
         self.personalize_fallbacks: Bound[Counter] = Bound(fallbacks.labels)
         feedback = Counter("edgeproxy_feedback_events", "Logged ranking feedback events by kind (impression, click).",

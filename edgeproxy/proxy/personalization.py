@@ -137,9 +137,7 @@ class PersonalizeStage:
                 else:
                     state = await models.promote(registry.backend, command.model, version)
         except models.RegistryError as exc:
-            known = await registry.backend.names()
-            outcome = ModelOutcome.UNKNOWN_MODEL if command.model not in known else ModelOutcome.REJECTED
-            return ModelResult(outcome, detail=str(exc))
+            return ModelResult(await self._refusal(command), detail=str(exc))
         await registry.refresh(command.model)
         if announce is not None:
             try:
@@ -150,6 +148,17 @@ class PersonalizeStage:
         if live is not None and live.current is not None:
             self.metrics.set_model_version(command.model, f"v{live.current.meta.version}")
         return ModelResult(ModelOutcome.APPLIED, active_version=f"v{state.current}")
+
+    async def _refusal(self, command: ModelCommand) -> ModelOutcome:
+        """Why the registry refused: no such model, no such version, or a refused transition."""
+        backend = self.personalizer.registry.backend
+        if command.model not in await backend.names():
+            return ModelOutcome.UNKNOWN_MODEL
+        if command.version is not None:
+            stored = {f"v{meta.version}" for meta in await backend.versions(command.model)}
+            if f"v{command.version.lstrip('v')}" not in stored:
+                return ModelOutcome.UNKNOWN_VERSION
+        return ModelOutcome.REJECTED
 
     async def refresh(self) -> None:
         await self.personalizer.registry.refresh()
