@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from edgeproxy.proxy.runtime import ProxyConfig, ProxyRuntime, running_proxy
-from tests.proxy.harness import HeaderInput, ProxyClient, Seen, proxy_client
+from tests.proxy.harness import HeaderInput, InFlight, ProxyClient, Seen, proxy_client
 from tests.support.origin import ProgrammableOrigin, serve_app
 
 ADMIN_TOKEN = "t"
@@ -71,8 +71,16 @@ def origin() -> ProgrammableOrigin:
 
 
 @pytest.fixture
-async def origin_url(origin: ProgrammableOrigin) -> AsyncIterator[str]:
-    async with serve_app(origin.app()) as url:
+def inflight() -> InFlight:
+    """How many requests ``origin`` is handling at once, and the peak."""
+    return InFlight()
+
+
+@pytest.fixture
+async def origin_url(origin: ProgrammableOrigin, inflight: InFlight) -> AsyncIterator[str]:
+    app = origin.app()
+    app.middlewares.append(inflight.middleware)
+    async with serve_app(app) as url:
         yield url
 
 

@@ -113,3 +113,22 @@ async def test_a_body_that_stalls_past_read_timeout_is_a_gateway_timeout(serve_p
         seen = await edge.get("/trickle")
     assert seen.status == 504, seen
     assert seen.cache_status.detail == "timeout", seen
+
+
+async def test_when_a_policy_origin_goes_away_stale_if_error_still_answers(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin, origin_url: str
+):
+    origin.set("/page", headers={"Cache-Control": "max-age=1", "Age": "5"}, body="kept")
+    site = """
+        policies:
+          site:
+            origin: {{url: "{url}"}}
+            stale: {{if_error: 5m}}
+    """
+    async with serve_policy(site.format(url=origin_url)) as edge:
+        await edge.get("/page")
+        edge.write(site.format(url=unused_url()))
+        assert (await edge.reload()).body["outcome"] == "reloaded"
+        seen = await edge.get("/page")
+    assert seen.status == 200 and seen.body == b"kept", seen
+    assert seen.cache_status.fwd == "stale" and seen.cache_status.detail == "origin-connect", seen

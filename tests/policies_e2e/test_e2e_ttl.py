@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.policies_e2e.conftest import ServePolicy
-from tests.proxy.harness import ttl_near
+from tests.proxy.harness import InFlight, ttl_near
 from tests.support.origin import ProgrammableOrigin
 
 ALREADY_STALE = {"Cache-Control": "max-age=1", "Age": "5", "ETag": '"v1"'}
@@ -231,3 +231,19 @@ async def test_force_with_negative_keeps_errors_for_their_negative_ttl(
         second = await edge.get("/missing")
     assert first.cache_status.ttl in ttl_near(10), first
     assert second.cache_status.hit
+
+
+async def test_while_hit_for_miss_is_remembered_requests_go_to_the_origin_together(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin, inflight: InFlight
+):
+    """Varnish's hit-for-miss: no queueing behind one another for a key known to be uncacheable."""
+    origin.set("/mine", headers={"Cache-Control": "private"}, body="per user", delay=0.3)
+    async with serve_policy("""
+        policies:
+          site:
+            ttl: {hit_for_miss: 1m}
+    """) as edge:
+        await edge.get("/mine")
+        replies = await asyncio.gather(*(edge.get("/mine") for _ in range(5)))
+    assert all(seen.cache_status.fwd == "bypass" for seen in replies), replies
+    assert inflight.peak == 5, f"the origin saw at most {inflight.peak} of the 5 requests at once"
