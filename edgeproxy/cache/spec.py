@@ -36,6 +36,10 @@ HEURISTICALLY_CACHEABLE = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405
 # Status codes whose caching rules this cache implements (§5.2.2.3 must-understand). 206 is
 # absent: we do not assemble ranges, so partial content is never stored.
 UNDERSTOOD = frozenset({200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 451, 500, 501, 502, 503, 504})
+POISONABLE = frozenset({400, 413, 431})
+"""Client-error statuses a request can provoke at will (with 5xx): storing one would let a
+single client serve its error to everyone, so they are kept only where a policy opts in.
+Other 4xx (404, 410, …) are stored like any response, by their explicit or heuristic freshness."""
 HEURISTIC_FRACTION = 0.1
 """§4.2.2: "a typical setting of this fraction might be 10%"."""
 HEURISTIC_MAX = 86_400.0
@@ -319,7 +323,8 @@ def _lifetime(
     is_error = resp.status >= 400
     if is_error and resp.status in rules.negative_ttl and (origin is None or heuristic):
         return _clamp_max(rules.negative_ttl[resp.status], rules), False
-    if is_error and not rules.cache_errors and resp.status not in rules.negative_ttl:
+    provokable = resp.status in POISONABLE or resp.status >= 500
+    if provokable and not rules.cache_errors and resp.status not in rules.negative_ttl:
         return NoStore(NoCacheReason.STATUS)  # against poisoning: errors only where a policy opts in
     if rules.default_ttl is not None and (origin is None or heuristic) and _heuristic_allowed(resp, cc):
         # The operator's default replaces the §4.2.2 heuristic; it is a heuristic all the same.
