@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 from redis.asyncio import Redis
 
 from edgeproxy.proxy.runtime import ProxyRuntime
@@ -286,3 +288,28 @@ async def test_a_hot_key_expiring_under_200_clients_makes_one_origin_request(
         replies = await asyncio.gather(*(client.get("/hot") for _ in range(200)))
     assert all(r.status == 200 and r.body == BODY for r in replies), {r.status for r in replies}
     assert origin.count("/hot") == 2, f"{origin.count('/hot') - 1} origin requests for one expiry"
+
+
+async def test_a_range_request_at_expiry_does_not_switch_off_collapsing(start_proxy: StartProxy):
+    # A client's Range makes the origin answer 206, which is not stored; if that marked the key
+    # uncacheable (hit-for-miss), one cheap request timed at a hot key's expiry would send every
+    # following client to the origin uncollapsed.
+    served = Counter[str]()
+
+    async def ranged(request: web.Request) -> web.Response:
+        served[request.headers.get("Range", "full")] += 1
+        await asyncio.sleep(0.3)
+        headers = {"Cache-Control": "max-age=1", "Accept-Ranges": "bytes"}
+        if "Range" in request.headers:  # RFC 9110 §14.2: this origin honours bytes=0-9 only
+            return web.Response(status=206, body=BODY[:10], headers={**headers, "Content-Range": f"bytes 0-9/{len(BODY)}"})
+        return web.Response(body=BODY, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/hot", ranged)
+    async with serve_app(app) as url, start_proxy(url) as proxy, proxy_client(proxy.url) as client:
+        await client.get("/hot")
+        _age_by(proxy, 5)
+        await client.get("/hot", headers={"Range": "bytes=0-9"})
+        replies = await asyncio.gather(*(client.get("/hot") for _ in range(200)))
+    assert all(r.status == 200 and r.body == BODY for r in replies), {r.status for r in replies}
+    assert served["full"] == 2, f"{served['full'] - 1} full origin requests from 200 clients after one Range request"
