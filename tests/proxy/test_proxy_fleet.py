@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 import pytest
 
+from edgeproxy.proxy.runtime import ProxyRuntime
 from tests.conftest import RedisServer
 from tests.proxy.conftest import StartProxy
 from tests.proxy.harness import ProxyClient, proxy_client
@@ -22,24 +24,33 @@ SITE = {"Host": "shop.example"}
 """Every proxy of a fleet serves the same site; the Host is part of the cache key."""
 
 
+@dataclass(frozen=True, slots=True)
+class Member:
+    proxy: ProxyRuntime
+    client: ProxyClient
+
+    def redis_stats(self) -> dict[str, object]:
+        assert self.proxy.fleet is not None
+        return self.proxy.fleet.store.stats()
+
+
 @asynccontextmanager
-async def fleet(
-    start_proxy: StartProxy, origin_url: str, redis_url: str, size: int
-) -> AsyncIterator[list[ProxyClient]]:
-    """``size`` proxies in front of one origin, sharing ``redis_url``; yields a client for each."""
+async def fleet(start_proxy: StartProxy, origin_url: str, redis_url: str, size: int) -> AsyncIterator[list[Member]]:
+    """``size`` proxies in front of one origin, sharing ``redis_url``, each with a client."""
     async with AsyncExitStack() as stack:
-        clients = []
+        members = []
         for _ in range(size):
             proxy = await stack.enter_async_context(start_proxy(origin_url, redis=redis_url))
-            clients.append(await stack.enter_async_context(proxy_client(proxy.url)))
-        yield clients
+            members.append(Member(proxy, await stack.enter_async_context(proxy_client(proxy.url))))
+        yield members
 
 
 async def test_what_one_proxy_stored_is_a_hit_from_l2_on_another(
     start_proxy: StartProxy, origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
 ):
     origin.set("/shared", headers=CACHEABLE, body="filled once")
-    async with fleet(start_proxy, origin_url, own_redis.url, 2) as (a, b):
+    async with fleet(start_proxy, origin_url, own_redis.url, 2) as members:
+        a, b = (member.client for member in members)
         filled = await a.get("/shared", headers=SITE)
         assert filled.cache_status.stored
         from_l2 = await b.get("/shared", headers=SITE)
@@ -54,10 +65,11 @@ async def test_concurrent_misses_on_two_proxies_make_one_origin_request(
     start_proxy: StartProxy, origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
 ):
     origin.set("/hot", headers=CACHEABLE, body="hot", delay=0.5)
-    async with fleet(start_proxy, origin_url, own_redis.url, 2) as (a, b):
-        replies = await asyncio.gather(*(client.get("/hot", headers=SITE) for client in (a, b) for _ in range(20)))
+    async with fleet(start_proxy, origin_url, own_redis.url, 2) as members:
+        replies = await asyncio.gather(*(m.client.get("/hot", headers=SITE) for m in members for _ in range(20)))
+        stats = [m.redis_stats() for m in members]
     assert all(r.status == 200 and r.body == b"hot" for r in replies)
-    assert origin.count("/hot") == 1
+    assert origin.count("/hot") == 1, (sorted({r.cache_status.raw for r in replies}), stats)
 
 
 async def test_redis_dying_never_fails_a_request(
@@ -65,7 +77,8 @@ async def test_redis_dying_never_fails_a_request(
 ):
     origin.set("/before", headers=CACHEABLE, body="before")
     origin.set("/after", headers=CACHEABLE, body="after")
-    async with fleet(start_proxy, origin_url, own_redis.url, 1) as (client,):
+    async with fleet(start_proxy, origin_url, own_redis.url, 1) as (member,):
+        client = member.client
         await client.get("/before")
         own_redis.stop()
         for _ in range(3):
