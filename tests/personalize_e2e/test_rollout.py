@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -33,16 +34,21 @@ def served_model(cache_status: str) -> str:
     return found[1]
 
 
+def cli(redis_url: str, *argv: str) -> str:
+    """Run ``edgeproxy model <argv> --redis URL`` as an operator would; its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "edgeproxy.cli", "model", *argv, "--redis", redis_url],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def publish_second_version(redis_url: str, tmp_path: Path) -> None:
     """``edgeproxy model publish`` of the bundled model file: stored as the next version (v2)."""
     for suffix in (".txt", ".json"):
         shutil.copy(BUNDLED_MODELS / f"{MODEL}-v1{suffix}", tmp_path / f"candidate{suffix}")
-    done = subprocess.run(
-        [sys.executable, "-m", "edgeproxy.cli", "model", "publish", str(tmp_path / "candidate.txt"), "--redis", redis_url],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert f"published {MODEL}-v2" in done.stdout
+    assert f"published {MODEL}-v2" in cli(redis_url, "publish", str(tmp_path / "candidate.txt"))
 
 
 async def model_for(session: aiohttp.ClientSession, proxy: ProxyRuntime, uid: str) -> str:
@@ -87,10 +93,39 @@ async def test_activate_on_one_admin_api_switches_the_fleet_and_rollback_returns
     assert await model_for(session, a, "u0001") == f"{MODEL}-v2"  # applied here before answering
     await eventually_serves(session, b, f"{MODEL}-v2")
 
+    # A proxy joining the fleet later reads the rollout from Redis.
+    async with running_proxy(replace(a.config, port=0, admin=None)) as late:
+        assert await model_for(session, late, "u0001") == f"{MODEL}-v2"
+
     rolled_back = await command(session, a, {"action": "rollback"})
     assert rolled_back.status == 200
     assert await model_for(session, a, "u0001") == f"{MODEL}-v1"
     await eventually_serves(session, b, f"{MODEL}-v1")
+
+
+async def test_the_model_cli_rolls_out_to_every_proxy_over_the_fleet_bus(
+    fleet: tuple[ProxyRuntime, ProxyRuntime], session: aiohttp.ClientSession, own_redis: RedisServer
+) -> None:
+    cli(own_redis.url, "promote", MODEL, "2")
+    for proxy in fleet:
+        await eventually_serves(session, proxy, f"{MODEL}-v2")
+    cli(own_redis.url, "rollback", MODEL)
+    for proxy in fleet:
+        await eventually_serves(session, proxy, f"{MODEL}-v1")
+
+
+async def test_rollback_aborts_a_canary_of_a_first_new_version(
+    fleet: tuple[ProxyRuntime, ProxyRuntime], session: aiohttp.ClientSession
+) -> None:
+    """The admin API has no other way to stop a canary: canary shares must be in (0, 1], and
+    activating the current version leaves the canary running."""
+    a, b = fleet
+    assert (await command(session, a, {"action": "canary", "version": "v2", "share": 1.0})).status == 200
+    await eventually_serves(session, b, f"{MODEL}-v2")
+    aborted = await command(session, a, {"action": "rollback"})
+    assert aborted.status == 200
+    for proxy in fleet:
+        await eventually_serves(session, proxy, f"{MODEL}-v1")
 
 
 async def test_a_canary_serves_its_share_of_users_stably_across_the_fleet(
