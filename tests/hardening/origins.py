@@ -77,3 +77,47 @@ class RecordingOrigin:
         finally:
             writer.close()
             self._writers.discard(writer)
+
+
+@dataclass(slots=True)
+class DesyncOrigin:
+    """A keep-alive origin that answers each request with ``genuine <target>``, but after answering
+    ``trigger`` sends one more, unsolicited response a moment later on the same connection (what
+    a response-splitting bug or a smuggled request in the origin produces)."""
+
+    trigger: str = "/split"
+    unsolicited: bytes = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nContent-Length: 6\r\n\r\nPOISON"
+    requests: int = 0
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while True:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                self.requests += 1
+                target = head.split(b" ", 2)[1]
+                body = b"genuine " + target
+                writer.write(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+                if target.decode("latin-1") == self.trigger:
+                    await asyncio.sleep(0.05)  # after the proxy has put the connection back in its pool
+                    writer.write(self.unsolicited)
+                    await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            self._writers.discard(writer)

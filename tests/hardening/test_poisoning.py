@@ -6,10 +6,12 @@ header list, a policy that keys on one of them, every error class and raw path s
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.hardening.conftest import StartProxy
-from tests.hardening.origins import RecordingOrigin
+from tests.hardening.origins import DesyncOrigin, RecordingOrigin
 from tests.hardening.wire import cache_status, raw_get
 from tests.proxy.harness import ProxyClient, proxy_client
 from tests.support.origin import ProgrammableOrigin
@@ -169,3 +171,16 @@ async def test_stripped_and_unlisted_parameters_are_not_forwarded(
     assert origin.last("/list").path_qs == "/list?category=books&limit=5"
     assert origin.count("/list") == 1
     assert first.cache_status.stored and second.cache_status.hit, (first, second)
+
+
+async def test_an_unsolicited_origin_response_is_never_another_urls_answer(start_proxy: StartProxy):
+    # Upstream desync: bytes an origin sends on an idle pooled connection must not be read as the
+    # response to the next request sent on it (RFC 9112 §9.3.1: a response belongs to a request);
+    # the connection is unusable and must be discarded (docs/SECURITY.md, trust boundaries).
+    origin = DesyncOrigin()
+    async with origin.serving() as url, start_proxy(url) as proxy, proxy_client(proxy.url) as client:
+        await client.get("/split")
+        await asyncio.sleep(0.2)
+        victim = await client.get("/victim")
+        again = await client.get("/victim")
+    assert victim.body == again.body == b"genuine /victim", (victim, again)
