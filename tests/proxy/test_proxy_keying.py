@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.proxy.harness import ProxyClient
 from tests.support.origin import ProgrammableOrigin
 
@@ -49,16 +51,27 @@ async def test_unkeyed_override_headers_are_not_forwarded(client: ProxyClient, o
         assert name not in seen, name
 
 
-async def test_error_responses_are_not_stored_by_default(client: ProxyClient, origin: ProgrammableOrigin):
-    for status in (404, 500, 503):
-        path = f"/err{status}"
-        origin.set(path, status=status, headers=CACHEABLE, body="error page")
-        first = await client.get(path)
-        second = await client.get(path)
-        assert first.status == second.status == status
-        assert not first.cache_status.stored and first.cache_status.detail == "status", first
-        assert not second.cache_status.hit
-        assert origin.count(path) == 2
+@pytest.mark.parametrize("status", [400, 413, 500, 503])
+async def test_errors_a_client_can_provoke_are_not_stored_by_default(
+    client: ProxyClient, origin: ProgrammableOrigin, status: int
+):
+    # One client's bad request (or an origin hiccup) must not become everyone's answer.
+    path = f"/err{status}"
+    origin.set(path, status=status, headers=CACHEABLE, body="error page")
+    first = await client.get(path)
+    second = await client.get(path)
+    assert first.status == second.status == status
+    assert not first.cache_status.stored and first.cache_status.detail == "status", first
+    assert not second.cache_status.hit
+    assert origin.count(path) == 2
+
+
+async def test_a_404_with_explicit_freshness_is_stored(client: ProxyClient, origin: ProgrammableOrigin):
+    origin.set("/gone", status=404, headers=CACHEABLE, body="no such page")
+    await client.get("/gone")
+    hit = await client.get("/gone")
+    assert hit.status == 404 and hit.cache_status.hit and hit.body == b"no such page", hit
+    assert origin.count("/gone") == 1
 
 
 async def test_permanent_redirect_with_freshness_is_stored(client: ProxyClient, origin: ProgrammableOrigin):
