@@ -138,10 +138,15 @@ async def test_sigterm_drains_the_request_in_flight_and_exits_0(
             in_flight = asyncio.create_task(client.get("/slow"))
             await wait_until(lambda: origin.count("/slow") == 1, what="the slow request reaching the origin")
             os.kill(served.proc.pid, signal.SIGTERM)
+            signalled = time.monotonic()
             reply = await in_flight
             assert reply.status == 200 and reply.body == b"slow", str(reply)
             code = await asyncio.to_thread(served.proc.wait, DRAIN_SECONDS + 2)
+            took = time.monotonic() - signalled
             assert code == 0, served.log_tail()
+            # Draining waits for requests in flight only: the one above needs 0.5 s. Sitting out the
+            # whole drain timeout would mean a worker waited for a request that did not exist.
+            assert took < DRAIN_SECONDS, f"exit took {took:.1f}s after SIGTERM:\n{served.log_tail()}"
             assert not served.workers(), "workers outlived their supervisor"
 
 
