@@ -15,6 +15,7 @@ from itertools import chain
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from yarl import URL
 
 from edgeproxy.cache.key import key_hash
 from edgeproxy.cache.message import RequestHead
@@ -99,3 +100,17 @@ def test_unkeyed_headers_never_change_the_key(key: KeySettings, req: RequestHead
     policy = Policy("fuzz", key=key)
     with_noise = RequestHead(req.method, req.host, req.target, req.headers + noise)
     assert request_key(policy, with_noise).text == request_key(policy, req).text
+
+
+# What the server layer lets through as a request-target: visible ASCII (RFC 9112 §3.2 plus the
+# characters lenient clients send unencoded), never spaces or control characters.
+wire_targets = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=40).map(lambda r: "/" + r)
+
+
+@given(key=settings, target=wire_targets)
+def test_the_url_the_upstream_client_sends_is_the_keyed_target(key: KeySettings, target: str) -> None:
+    # Upstream.send builds ``URL(origin + target, encoded=True)``; whatever that URL puts on the
+    # wire must be the keyed target, or the key names something the origin never answered.
+    rk = request_key(Policy("fuzz", key=key), RequestHead("GET", "shop.example", target, ()))
+    sent = URL("http://origin.internal" + rk.upstream_target, encoded=True)
+    assert sent.raw_path_qs == rk.upstream_target

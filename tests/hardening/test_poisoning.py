@@ -184,3 +184,26 @@ async def test_an_unsolicited_origin_response_is_never_another_urls_answer(start
         victim = await client.get("/victim")
         again = await client.get("/victim")
     assert victim.body == again.body == b"genuine /victim", (victim, again)
+
+
+@pytest.mark.parametrize(
+    "target, suffix", [("/m", "#frag"), ("/list?category=books", "#x"), ("/list?category=books&", "#"), ("/m", "?")]
+)
+async def test_a_suffix_the_origin_never_sees_is_not_a_key_of_its_own(start_proxy: StartProxy, target: str, suffix: str):
+    # RFC 9112 §3.2: a request-target has no fragment, and the upstream URL library drops "#…"
+    # and an empty "?" on the way to the origin. Keying them mints keys for one upstream resource
+    # (cache busting that even `query: include` policies cannot stop; a fragment makes endless
+    # keys) whose entries URL purges never match. Refusing the target (400) or keying it without
+    # the suffix are both sound.
+    policy = """
+    policies:
+      list:
+        match: {hosts: ["*"], paths: ["/list"]}
+        key: {query: include, query_params: [category]}
+    """
+    recorder = RecordingOrigin()
+    async with recorder.serving() as url, start_proxy(url, policy=policy) as proxy:
+        await raw_get(proxy, target)
+        suffixed = await raw_get(proxy, target + suffix)
+    assert suffixed.status == 400 or cache_status(suffixed).hit, suffixed
+    assert len(recorder.seen) == 1, recorder.targets()
