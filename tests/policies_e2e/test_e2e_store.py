@@ -112,18 +112,24 @@ async def test_without_cache_errors_an_error_is_not_stored_even_with_freshness(
 
 
 async def test_cache_errors_never_invents_freshness_for_an_error(serve_policy: ServePolicy, origin: ProgrammableOrigin):
-    """cache_errors stores errors "that carry explicit freshness"; errors without it are ttl.negative's
-    business. Neither the policy's ttl.default nor the §4.2.2 heuristic (Last-Modified) may keep an
-    error the origin gave no lifetime: that is how one bad deploy gets cached for a day."""
+    """cache_errors stores provokable errors "that carry explicit freshness"; without it they are
+    ttl.negative's business. Neither ttl.default nor the §4.2.2 heuristic (a public 500 with
+    Last-Modified) may keep an error the origin gave no lifetime: one outage would be cached."""
+    old = "Mon, 01 Jan 2024 00:00:00 GMT"
     origin.set("/public-error", status=500, headers={"Cache-Control": "public"}, body="oops")
-    origin.set("/old-missing", status=404, headers={"Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}, body="gone")
+    origin.set("/old-error", status=503, headers={"Cache-Control": "public", "Last-Modified": old}, body="down")
     async with serve_policy("""
         policies:
-          site:
+          defaulted:
+            priority: 10
+            match: {paths: [/public-error]}
             ttl: {default: 1m}
             store: {cache_errors: true}
+          heuristic:
+            match: {paths: [/old-error]}
+            store: {cache_errors: true}
     """) as edge:
-        replies = {path: [await edge.get(path) for _ in range(2)] for path in ("/public-error", "/old-missing")}
+        replies = {path: [await edge.get(path) for _ in range(2)] for path in ("/public-error", "/old-error")}
     for path, (first, second) in replies.items():
         assert not first.cache_status.stored and not second.cache_status.hit, (path, first, second)
         assert origin.count(path) == 2

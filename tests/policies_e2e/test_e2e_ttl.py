@@ -110,17 +110,38 @@ async def test_negative_keeps_errors_by_status_and_class_and_an_exact_status_win
     assert not seconds["/gone"].cache_status.hit and origin.count("/gone") == 2
 
 
-async def test_without_negative_ttls_errors_are_not_stored(serve_policy: ServePolicy, origin: ProgrammableOrigin):
-    origin.set("/missing", status=404, body="not here")
+async def test_without_negative_ttls_errors_a_client_can_provoke_are_not_stored(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin
+):
+    for path, status in (("/bad", 400), ("/huge", 413), ("/broken", 500), ("/down", 503)):
+        origin.set(path, status=status, headers={"Cache-Control": "max-age=60"}, body=str(status))
     async with serve_policy("""
         policies:
           site:
             ttl: {default: 1m}
     """) as edge:
-        first = await edge.get("/missing")
-        await edge.get("/missing")
-    assert first.cache_status.detail == "status", first
-    assert origin.count("/missing") == 2
+        firsts = {path: await edge.get(path) for path in ("/bad", "/huge", "/broken", "/down")}
+        for path in firsts:
+            await edge.get(path)
+    for path, first in firsts.items():
+        assert first.cache_status.detail == "status" and not first.cache_status.stored, (path, first)
+        assert origin.count(path) == 2, path
+
+
+async def test_a_404_is_kept_by_its_freshness_like_any_response(serve_policy: ServePolicy, origin: ProgrammableOrigin):
+    origin.set("/explicit", status=404, headers={"Cache-Control": "max-age=30"}, body="not here")
+    origin.set("/silent", status=404, body="not here either")
+    async with serve_policy("""
+        policies:
+          site:
+            ttl: {default: 1m}
+    """) as edge:
+        explicit = await edge.get("/explicit")
+        silent = await edge.get("/silent")
+        again = [await edge.get(path) for path in ("/explicit", "/silent")]
+    assert explicit.cache_status.ttl in ttl_near(30), explicit
+    assert silent.cache_status.ttl in ttl_near(60), silent
+    assert all(seen.cache_status.hit and seen.status == 404 for seen in again), again
 
 
 async def test_hit_for_miss_remembers_an_uncacheable_key_for_its_duration(
@@ -203,16 +224,16 @@ async def test_origin_stale_directives_win_over_the_policy_defaults(
 
 
 async def test_force_does_not_make_errors_cacheable(serve_policy: ServePolicy, origin: ProgrammableOrigin):
-    """beresp_errors: 4xx/5xx are not stored unless ttl.negative or store.cache_errors says so.
+    """beresp_errors: 400/413/431/5xx are not stored unless ttl.negative or store.cache_errors says so.
     A forced TTL is about the origin's freshness, not a licence to keep an outage for its length."""
     origin.set("/flaky", status=503, body="down for a moment")
-    origin.set("/missing", status=404, body="not here")
+    origin.set("/bad", status=400, body="a client's bad request")
     async with serve_policy("""
         policies:
           site:
             ttl: {force: 1h}
     """) as edge:
-        replies = {path: [await edge.get(path) for _ in range(2)] for path in ("/flaky", "/missing")}
+        replies = {path: [await edge.get(path) for _ in range(2)] for path in ("/flaky", "/bad")}
     for path, (first, second) in replies.items():
         assert not first.cache_status.stored and first.cache_status.detail == "status", (path, first)
         assert not second.cache_status.hit and origin.count(path) == 2, (path, second)
@@ -221,15 +242,15 @@ async def test_force_does_not_make_errors_cacheable(serve_policy: ServePolicy, o
 async def test_force_with_negative_keeps_errors_for_their_negative_ttl(
     serve_policy: ServePolicy, origin: ProgrammableOrigin
 ):
-    origin.set("/missing", status=404, body="not here")
+    origin.set("/flaky", status=503, body="down for a moment")
     async with serve_policy("""
         policies:
           site:
-            ttl: {force: 1h, negative: {404: 10s}}
+            ttl: {force: 1h, negative: {5xx: 5s}}
     """) as edge:
-        first = await edge.get("/missing")
-        second = await edge.get("/missing")
-    assert first.cache_status.ttl in ttl_near(10), first
+        first = await edge.get("/flaky")
+        second = await edge.get("/flaky")
+    assert first.cache_status.ttl in ttl_near(5), first
     assert second.cache_status.hit
 
 
