@@ -48,6 +48,7 @@ _DETAIL = re.compile(r'detail="(?:\S+ )?(ranked|deadline|no-model|error) model='
 class Request:
     path: str
     uid: str
+    limit: int
 
 
 def request_stream(n: int, users: int, alpha: float, seed: int) -> list[Request]:
@@ -58,7 +59,7 @@ def request_stream(n: int, users: int, alpha: float, seed: int) -> list[Request]
     who = zipf_ranks(zipf_cdf(users, alpha), n, rng)
     ids = user_ids(users)
     return [
-        Request(f"/api/items?category={CATEGORIES[c]}&limit={LIMITS[lim]}", ids[u])
+        Request(f"/api/items?category={CATEGORIES[c]}&limit={LIMITS[lim]}", ids[u], LIMITS[lim])
         for c, lim, u in zip(categories, limits, who, strict=True)
     ]
 
@@ -73,6 +74,7 @@ class Leg:
     errors: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     rank_ms: list[float] = field(default_factory=list)
+    rank_ms_by_limit: dict[int, list[float]] = field(default_factory=dict)
     edge_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -80,7 +82,7 @@ class Leg:
     def hit_ratio(self) -> float:
         return self.hits / self.total if self.total else 0.0
 
-    def record(self, status: int, cache_status: str, server_timing: str) -> None:
+    def record(self, request: Request, status: int, cache_status: str, server_timing: str) -> None:
         self.total += 1
         if status != 200:
             self.errors += 1
@@ -91,6 +93,7 @@ class Leg:
             self.outcomes[outcome[1]] += 1
         if (rank := _RANK_DUR.search(server_timing)) is not None:
             self.rank_ms.append(float(rank[1]))
+            self.rank_ms_by_limit.setdefault(request.limit, []).append(float(rank[1]))
         if (edge := _EDGE_DUR.search(server_timing)) is not None:
             self.edge_ms.append(float(edge[1]))
 
@@ -127,7 +130,7 @@ async def run_leg(name: str, policies: Path, stream: list[Request], concurrency:
                 for request in todo:  # one shared iterator: each request is sent exactly once
                     async with client.get(proxy.url + request.path, headers={"Cookie": f"uid={request.uid}"}) as resp:
                         await resp.read()
-                        leg.record(resp.status, resp.headers.get("Cache-Status", ""), resp.headers.get("Server-Timing", ""))
+                        leg.record(request, resp.status, resp.headers.get("Cache-Status", ""), resp.headers.get("Server-Timing", ""))
 
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -154,6 +157,10 @@ def report(on: Leg, off: Leg, distinct: int) -> str:
         f"ranking outcomes (personalize on): {dict(on.outcomes)}",
         f"rank;dur added per response (ms): p50 {_pct(on.rank_ms, 50)}  p99 {_pct(on.rank_ms, 99)}  "
         f"max {max(on.rank_ms, default=0):.3f}  ({len(on.rank_ms)} samples)",
+        *(
+            f"  limit={limit:<4} p50 {_pct(ms, 50)}  p99 {_pct(ms, 99)}  ({len(ms)} samples)"
+            for limit, ms in sorted(on.rank_ms_by_limit.items())
+        ),
     ]
     return "\n".join(lines)
 
