@@ -21,7 +21,7 @@ PERSONALIZED = """
         personalize:
           model: demo-ranker
           items_path: items
-          deadline: 50ms
+          deadline: 1s
           max_candidates: 500
           user_cookie: uid
           user_header: x-user-id
@@ -84,7 +84,7 @@ async def test_max_candidates_ranks_only_the_first_items_and_keeps_the_rest_in_o
         policies:
           items:
             match: {paths: [/api/items]}
-            personalize: {model: demo-ranker, max_candidates: 5, deadline: 50ms}
+            personalize: {model: demo-ranker, max_candidates: 5, deadline: 1s}
     """, origin=demo_url) as edge:
         seen = await edge.get(ITEMS, headers={"x-user-id": "u0001"})
     base = await origin_order(demo_url, ITEMS)
@@ -101,7 +101,7 @@ async def test_user_cookie_and_user_header_name_where_the_user_id_is_read(serve_
         policies:
           items:
             match: {paths: [/api/items]}
-            personalize: {model: demo-ranker, user_cookie: member, user_header: x-member, deadline: 50ms}
+            personalize: {model: demo-ranker, user_cookie: member, user_header: x-member, deadline: 1s}
     """, origin=demo_url, demo_profiles=True) as edge:
 
         async def order(headers: dict[str, str]) -> list[int]:
@@ -127,10 +127,10 @@ async def test_items_path_finds_a_list_nested_in_the_document(serve_policy: Serv
           nested:
             priority: 10
             match: {paths: [/search]}
-            personalize: {model: demo-ranker, items_path: data.results, deadline: 50ms}
+            personalize: {model: demo-ranker, items_path: data.results, deadline: 1s}
           flat:
             match: {paths: ["/*"]}
-            personalize: {model: demo-ranker, items_path: items, deadline: 50ms}
+            personalize: {model: demo-ranker, items_path: items, deadline: 1s}
     """) as edge:
         seen = await edge.get("/search")
     assert "ranked model=demo-ranker" in (seen.cache_status.detail or ""), seen

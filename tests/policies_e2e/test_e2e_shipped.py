@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -42,7 +43,9 @@ async def test_item_lists_are_personalized_from_one_entry_whatever_the_tracking_
     second = await demo.get("/api/items?category=books&fbclid=x&limit=5&page=9", headers={"x-user-id": "u0002"})
     for seen in (first, second):
         assert seen.status == 200 and seen.headers["Cache-Control"].startswith("private"), seen
-        assert "ranked model=demo-ranker" in (seen.cache_status.detail or ""), seen
+        # demo.yaml's 2ms deadline may pass on a busy machine: then the base order goes out
+        # ("deadline model=…"), still as the personalized route's private copy.
+        assert re.search(r"\b(ranked|deadline) model=demo-ranker", seen.cache_status.detail or ""), seen
         assert len(json.loads(seen.body)["items"]) == 5
     assert second.cache_status.hit
     assert await origin_gets(demo_url, "/api/items") == 1
