@@ -155,3 +155,28 @@ async def test_different_hosts_never_share_an_entry(serve_policy: ServePolicy):
     async with serve_policy(key_policy("{query: ignore}")) as edge:
         await edge.get("/list", host="a.example")
         assert not (await edge.get("/list", host="b.example")).cache_status.hit
+
+
+@pytest.mark.parametrize(
+    ("key", "target"),
+    [
+        ("{query: all}", "/list?b=2&a=1"),
+        ("{sort_query: true}", "/list?b=2&a=1"),
+        ("{strip_params: ['utm_*']}", "/list?q=1&utm_source=mail"),
+        ("{query: include, query_params: [page]}", "/list?page=2&view=grid"),
+        ("{query: ignore}", "/list?anything=1"),
+    ],
+)
+async def test_an_unsafe_request_to_the_same_url_invalidates_the_entry_it_was_keyed_under(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin, key: str, target: str
+):
+    """RFC 9111 §4.4: a successful POST to a URL invalidates what that URL returns. The stored
+    entry sits under the key's normalized URL, so the invalidation must be normalized the same way,
+    or a client keeps getting the old list after its own update."""
+    async with serve_policy(key_policy(key)) as edge:
+        await edge.get(target)
+        assert (await edge.get(target)).cache_status.hit
+        posted = await edge.client.request("POST", target, data=b"add=1")
+        after = await edge.get(target)
+    assert posted.status == 200
+    assert not after.cache_status.hit, f"the POST to {target} left the stored entry in place: {after}"
