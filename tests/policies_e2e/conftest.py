@@ -56,9 +56,16 @@ class PolicyEdge:
 
     async def reload(self) -> AdminAnswer:
         """POST /reload on the admin API, as an operator would."""
-        url = f"http://127.0.0.1:{self.runtime.admin_port}/reload"
+        return await self._admin("/reload")
+
+    async def purge(self, *urls: str) -> AdminAnswer:
+        """POST /purge of absolute ``urls`` on the admin API."""
+        return await self._admin("/purge", {"urls": list(urls)})
+
+    async def _admin(self, path: str, payload: dict[str, Any] | None = None) -> AdminAnswer:
+        url = f"http://127.0.0.1:{self.runtime.admin_port}{path}"
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        async with aiohttp.ClientSession() as session, session.post(url, headers=headers) as response:
+        async with aiohttp.ClientSession() as session, session.post(url, headers=headers, json=payload) as response:
             return AdminAnswer(response.status, await response.json())
 
 

@@ -180,3 +180,23 @@ async def test_an_unsafe_request_to_the_same_url_invalidates_the_entry_it_was_ke
         after = await edge.get(target)
     assert posted.status == 200
     assert not after.cache_status.hit, f"the POST to {target} left the stored entry in place: {after}"
+
+
+@pytest.mark.parametrize(
+    ("key", "target"),
+    [
+        ("{query: all}", "/list?b=2&a=1"),
+        ("{sort_query: true}", "/list?b=2&a=1"),
+        ("{strip_params: ['utm_*']}", "/list?q=1&utm_source=mail"),
+    ],
+)
+async def test_purging_a_url_as_clients_request_it_purges_the_entry_it_was_keyed_under(
+    serve_policy: ServePolicy, key: str, target: str
+):
+    """An operator purges the URL they see in links and logs; the policy decides which entry that is."""
+    async with serve_policy(key_policy(key)) as edge:
+        await edge.get(target, host="shop.example")
+        purged = await edge.purge(f"http://shop.example{target}")
+        after = await edge.get(target, host="shop.example")
+    assert purged.status == 200, purged
+    assert not after.cache_status.hit, f"purging {target} left the stored entry in place: {after}"
