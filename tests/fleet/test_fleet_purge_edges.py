@@ -4,7 +4,9 @@ down tells the operator to retry, and a proxy cut off from Redis catches up when
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 from tests.conftest import RedisServer
 from tests.fleet.harness import Node, fleet_node, url
@@ -84,3 +86,47 @@ async def test_a_proxy_cut_off_from_redis_applies_the_purges_it_missed_when_it_r
             await wait_until(lambda: b.bans == 1, timeout=5, what="B catching up with the purge it missed")
             seen = await b.get("/page")
             assert seen.body == b"page v2", f"B served the object purged while it was cut off: {seen}"
+
+
+async def redis_up_on(node: Node, warm_path: str) -> None:
+    """Send ``node`` requests until its health check reports Redis up (its breaker closes only
+    when a request's probe succeeds)."""
+    deadline = time.monotonic() + 5
+    for attempt in range(1000):
+        await node.get(f"{warm_path}?warm={attempt}")
+        status, health = await node.admin.call("GET", "/healthz")
+        if health["checks"]["redis"] == "up":
+            return
+        assert time.monotonic() < deadline, f"{node.name} still sees Redis {health['checks']['redis']} after 5s"
+        await asyncio.sleep(0.05)
+
+
+async def test_purges_published_after_a_redis_restart_reach_a_proxy_that_was_cut_off_meanwhile(
+    origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
+) -> None:
+    """Redis without persistence restarts with an empty bus log and the generation counter back
+    at 0; a proxy that was away meanwhile must not take the new generations for ones it has seen."""
+    program(origin, "v1")
+    origin.set("/other", headers={"Cache-Control": "public, max-age=60"}, body="other")
+    async with FaultProxy("127.0.0.1", own_redis.port) as link:
+        async with fleet_node("A", origin_url, own_redis.url) as a, \
+                fleet_node("B", origin_url, f"redis://127.0.0.1:{link.port}/0") as b:
+            for n in range(3):
+                await a.admin.purge(urls=[url(f"/before-restart/{n}")])
+            await wait_until(lambda: b.bans == 3, what="B receiving three purges")
+
+            await link.set(Fault.REFUSE)
+            own_redis.stop()
+            await asyncio.to_thread(own_redis.start)
+            async with fleet_node("C", origin_url, own_redis.url) as c:
+                assert (await c.get("/page")).cache_status.stored, "C fills the restarted Redis"
+                for target in ("/after-restart/1", "/page", "/after-restart/3", "/after-restart/4"):
+                    await c.admin.purge(urls=[url(target)])
+                program(origin, "v2")
+
+                await link.set(Fault.PASS)
+                await wait_until(lambda: b.bans >= 4, timeout=5, what="B catching up after reconnecting")
+                await redis_up_on(b, "/other")
+                seen = await b.get("/page")
+                assert seen.body == b"page v2", (
+                    f"B served from L2 an object purged while it was away (B holds {b.bans} bans of 7): {seen}")
