@@ -22,13 +22,14 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrad
 
 from edgeproxy.cache.message import RequestHead
 from edgeproxy.proxy.edge import Incoming, Reply
-from edgeproxy.proxy.server import Framing, ServerContext, error_head, head_fields, render_head, server_timing
+from edgeproxy.proxy.server import Framing, ServerContext, declared_length, error_head, render_head, server_timing
 from edgeproxy.proxy.upstream import UpstreamError
 
 log = logging.getLogger("edgeproxy.server")
 
-# Fields whose values decide framing, routing or connection handling.
-_WATCHED = frozenset({b"host", b"content-length", b"transfer-encoding", b"connection", b"expect"})
+# Fields (besides Host) whose values decide framing or connection handling; a request without
+# any of them (most GETs) skips those checks.
+_WATCHED = frozenset({b"content-length", b"transfer-encoding", b"connection", b"expect"})
 # RFC 9110 §7.6.1 lets Connection name any field, but naming these asks the next hop to drop the
 # framing or routing of the request: a classic desync trick, so it is refused.
 _UNNOMINATABLE = frozenset({"content-length", "transfer-encoding", "host"})
@@ -230,6 +231,7 @@ class EdgeProtocol(asyncio.Protocol):
         self._url_size = 0
         self._fields: list[tuple[str, str]] = []
         self._watched: list[tuple[bytes, bytes]] = []
+        self._hosts: list[bytes] = []
         self._head_size = 0
         self._chunk_used = 0
         """Bytes of the chunk being parsed that the callbacks accounted for (approximately)."""
@@ -348,6 +350,7 @@ class EdgeProtocol(asyncio.Protocol):
         self._url_size = 0
         self._fields = []
         self._watched = []
+        self._hosts = []
         self._head_size = 0
         self._begin_used = self._chunk_used
 
@@ -355,63 +358,58 @@ class EdgeProtocol(asyncio.Protocol):
         self._url.append(fragment)
         self._url_size += len(fragment)
         self._head_size += len(fragment)
-        self._chunk_used += len(fragment)
         if self._url_size > self._limits.max_line_size:
             raise Rejection(414, f"request target longer than {self._limits.max_line_size} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         limits = self._limits
-        if len(self._fields) >= limits.max_headers:
+        fields = self._fields
+        if len(fields) >= limits.max_headers:
             raise Rejection(431, f"more than {limits.max_headers} header fields")
         size = len(name) + len(value)
         if size > limits.max_field_size:
             raise Rejection(431, f"a header field is longer than {limits.max_field_size} bytes")
         self._head_size += size + 4
-        self._chunk_used += size + 4
         if self._head_size > limits.max_head_size:
             raise Rejection(431, f"request head larger than {limits.max_head_size} bytes")
         lowered = name.lower()
-        if lowered in _WATCHED:
+        if lowered == b"host":
+            self._hosts.append(value)
+        elif lowered in _WATCHED:
             self._watched.append((lowered, value))
-        self._fields.append((lowered.decode("latin-1"), value.decode("latin-1")))
+        fields.append((lowered.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         parser = self._parser
         if parser is None:
             raise _StopParsing
+        self._chunk_used += self._head_size
         version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
-            raise Rejection(505, f"HTTP/{version} is not supported; use HTTP/1.1")
         http10 = version == "1.0"
+        if version != "1.1" and not http10:
+            raise Rejection(505, f"HTTP/{version} is not supported; use HTTP/1.1")
         method = parser.get_method().decode("ascii")
         if method == "CONNECT":
             raise Rejection(405, "CONNECT is not supported: this is a reverse proxy", (("allow", _ALLOW),))
-        hosts = [v for k, v in self._watched if k == b"host"]
+        hosts = self._hosts
         if len(hosts) != 1 or not hosts[0]:
             # RFC 9112 §3.2: exactly one non-empty Host (we route and key on it).
             raise Rejection(400, "a request needs exactly one non-empty Host header")
         host = hosts[0].decode("latin-1")
-        target = origin_form(method, b"".join(self._url).decode("latin-1"), host)
-        length, chunked = body_length(self._watched, http10)
-        has_body = chunked or bool(length)
-        upgrade = parser.should_upgrade()
-        if upgrade and has_body:
-            # llhttp would hand the body to the upgraded protocol; we never switch protocols.
-            raise Rejection(501, "Upgrade with a request body is not supported")
-        if length is not None and length > self._limits.max_body_size:
-            raise Rejection(413, f"request body larger than {self._limits.max_body_size} bytes")
-        expects_continue = not http10 and any(
-            k == b"expect" and v.strip().lower() == b"100-continue" for k, v in self._watched
-        )
-        body = RequestBody(self, expects_continue=expects_continue) if has_body else None
+        url = self._url
+        target = origin_form(method, (url[0] if len(url) == 1 else b"".join(url)).decode("latin-1"), host)
+        body: RequestBody | None = None
+        if self._watched:
+            body, keep_alive = self._framing_checks(parser, http10)
+        else:
+            keep_alive = not http10  # RFC 9112 §9.3: only 1.1 persists without Connection
         incoming = Incoming(
             head=RequestHead(method, host, target, tuple(self._fields)),
             client=self._client,
             scheme="http",
             body=body,
         )
-        keep_alive = parser.should_keep_alive() and not upgrade
         exchange = _Exchange(incoming, keep_alive=keep_alive, http10=http10)
         if target == "*":
             # RFC 9110 §9.3.7: OPTIONS * asks about the server itself; answered here.
@@ -424,6 +422,24 @@ class EdgeProtocol(asyncio.Protocol):
             if self._task is None and self._write_waiter is None and self._answer_now(exchange):
                 return
         self._enqueue(exchange)
+
+    def _framing_checks(self, parser: HttpRequestParser, http10: bool) -> tuple[RequestBody | None, bool]:
+        """The body (None when there is none) and keep-alive of a request that carries framing
+        or connection fields."""
+        watched = self._watched
+        length, chunked = body_length(watched, http10)
+        has_body = chunked or bool(length)
+        upgrade = parser.should_upgrade()
+        if upgrade and has_body:
+            # llhttp would hand the body to the upgraded protocol; we never switch protocols.
+            raise Rejection(501, "Upgrade with a request body is not supported")
+        if length is not None and length > self._limits.max_body_size:
+            raise Rejection(413, f"request body larger than {self._limits.max_body_size} bytes")
+        expects_continue = not http10 and any(
+            k == b"expect" and v.strip().lower() == b"100-continue" for k, v in watched
+        )
+        body = RequestBody(self, expects_continue=expects_continue) if has_body else None
+        return body, parser.should_keep_alive() and not upgrade
 
     def on_body(self, chunk: bytes) -> None:
         exchange = self._current
@@ -660,9 +676,7 @@ class EdgeProtocol(asyncio.Protocol):
 
     def _reply_head(self, exchange: _Exchange, reply: Reply, started: float) -> tuple[bytes, Framing, int | None, bool]:
         """The serialized head, the body framing and length, and whether the connection stays open."""
-        fields = head_fields(reply.headers)
-        fields.lines.append(f"server-timing: {server_timing(reply, started)}\r\n")
-        framing, length = _framing(exchange, reply, fields.declared_length)
+        framing, length = _framing(exchange, reply)
         body = exchange.body
         keep_alive = (
             exchange.keep_alive
@@ -672,7 +686,8 @@ class EdgeProtocol(asyncio.Protocol):
         )
         connection = None if keep_alive and not exchange.http10 else ("keep-alive" if keep_alive else "close")
         exchange.started = True
-        head = render_head(reply.status, fields, framing, length, connection, self._ctx.clock.value())
+        timing = server_timing(reply, started)
+        head = render_head(reply.status, reply.headers, framing, length, connection, self._ctx.clock.value(), timing)
         return head, framing, length, keep_alive
 
     def _send_body_reply(self, transport: asyncio.Transport, exchange: _Exchange, reply: Reply, started: float) -> bool:
@@ -747,22 +762,23 @@ class EdgeProtocol(asyncio.Protocol):
         return True
 
 
-def _framing(exchange: _Exchange, reply: Reply, declared: str | None) -> tuple[Framing, int | None]:
+def _framing(exchange: _Exchange, reply: Reply) -> tuple[Framing, int | None]:
     """How this reply's body is delimited (RFC 9112 §6.3), and its length when known."""
     status = reply.status
-    declared_length = int(declared) if declared is not None and declared.strip().isdigit() else None
     if status < 200 or status == 204:
         return Framing.NONE, None  # RFC 9110 §8.6: no Content-Length in 1xx and 204
     if exchange.head_only or status == 304:
         # RFC 9110 §8.6: HEAD and 304 may carry the length a GET would have had.
-        if declared_length is None and reply.stream is None and reply.body:
-            declared_length = len(reply.body)
-        return Framing.NONE, declared_length
+        length = declared_length(reply.headers)
+        if length is None and reply.stream is None and reply.body:
+            length = len(reply.body)
+        return Framing.NONE, length
     if reply.stream is None:
         return Framing.LENGTH, len(reply.body)
-    if declared_length is not None:
+    length = declared_length(reply.headers)
+    if length is not None:
         # The origin's Content-Length, verified while relaying: a mismatch aborts the connection.
-        return Framing.LENGTH, declared_length
+        return Framing.LENGTH, length
     if exchange.http10:
         return Framing.CLOSE, None
     return Framing.CHUNKED, None

@@ -172,45 +172,40 @@ def status_line(status: int) -> str:
     return _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Status {status}\r\n"
 
 
-@dataclass(slots=True)
-class HeadFields:
-    """A reply's header block with the fields we own taken out."""
-
-    lines: list[str]
-    declared_length: str | None
-    """The Content-Length the reply carried (HEAD and 304 keep it; a stream may be framed by it)."""
-    has_date: bool
-
-
-def head_fields(headers: Iterable[tuple[str, str]]) -> HeadFields:
-    lines: list[str] = []
-    declared: str | None = None
-    has_date = False
+def declared_length(headers: Iterable[tuple[str, str]]) -> int | None:
+    """The Content-Length a reply carries, when it is a valid one."""
     for name, value in headers:
-        if name in _OWN_FIELDS:
-            if name == "content-length":
-                declared = value
-            continue
-        if name == "date":
-            has_date = True
-        lines.append(f"{name}: {value}\r\n")
-    return HeadFields(lines, declared, has_date)
+        if name == "content-length":
+            value = value.strip()
+            return int(value) if value.isdigit() else None
+    return None
 
 
-def render_head(status: int, fields: HeadFields, framing: Framing, length: int | None, connection: str | None, date: str) -> bytes:
-    """The status line and header block, with our own framing and Connection fields."""
-    lines = fields.lines
-    lines.insert(0, status_line(status))
-    if not fields.has_date:
-        lines.append(f"date: {date}\r\n")
+def render_head(
+    status: int,
+    headers: Iterable[tuple[str, str]],
+    framing: Framing,
+    length: int | None,
+    connection: str | None,
+    date: str,
+    timing: str | None = None,
+) -> bytes:
+    """The status line and header block: the reply's fields minus the ones we own, then Date
+    (when absent), Server-Timing, our framing and Connection."""
+    block = "".join([f"{name}: {value}\r\n" for name, value in headers if name not in _OWN_FIELDS])
+    parts = [status_line(status), block]
+    if not (block.startswith("date: ") or "\r\ndate: " in block):
+        parts.append(f"date: {date}\r\n")
+    if timing is not None:
+        parts.append(f"server-timing: {timing}\r\n")
     if framing is Framing.LENGTH or (framing is Framing.NONE and length is not None):
-        lines.append(f"content-length: {length}\r\n")
+        parts.append(f"content-length: {length}\r\n")
     elif framing is Framing.CHUNKED:
-        lines.append("transfer-encoding: chunked\r\n")
+        parts.append("transfer-encoding: chunked\r\n")
     if connection is not None:
-        lines.append(f"connection: {connection}\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1")
+        parts.append(f"connection: {connection}\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")
 
 
 def server_timing(reply: Reply, started: float) -> str:
@@ -228,13 +223,5 @@ def error_head(status: int, message: str, date: str, extra: Iterable[tuple[str, 
     """A response the server generates itself (RFC 9112 §2.2: reject, never guess): short text,
     never stored, and the connection is closed after it."""
     body = f"{status} {HTTPStatus(status).phrase}: {message}\n".encode("latin-1", "replace")
-    fields = HeadFields(
-        [
-            "content-type: text/plain; charset=utf-8\r\n",
-            "cache-control: no-store\r\n",
-            *(f"{k}: {v}\r\n" for k, v in extra),
-        ],
-        None,
-        False,
-    )
-    return render_head(status, fields, Framing.LENGTH, len(body), "close", date) + body
+    headers = [("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store"), *extra]
+    return render_head(status, headers, Framing.LENGTH, len(body), "close", date) + body
