@@ -114,8 +114,10 @@ async def test_user_cookie_and_user_header_name_where_the_user_id_is_read(serve_
         by_header = await order({"x-member": "u0001"})
         default_cookie = await order({"Cookie": "uid=u0001"})
         default_header = await order({"x-user-id": "u0001"})
+        cookie_wins = await order({"Cookie": "member=u0001", "x-member": "nobody"})
     assert by_cookie == by_header != anonymous
     assert default_cookie == default_header == anonymous
+    assert cookie_wins == by_cookie, "the header is read only when the cookie is absent"
 
 
 async def test_items_path_finds_a_list_nested_in_the_document(serve_policy: ServePolicy, origin: ProgrammableOrigin):
