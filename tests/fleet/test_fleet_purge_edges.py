@@ -130,3 +130,25 @@ async def test_purges_published_after_a_redis_restart_reach_a_proxy_that_was_cut
                 seen = await b.get("/page")
                 assert seen.body == b"page v2", (
                     f"B served from L2 an object purged while it was away (B holds {b.bans} bans of 7): {seen}")
+
+
+async def test_a_url_purge_removes_every_vary_variant_on_every_proxy(
+    origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
+) -> None:
+    def greet(version: str) -> None:
+        origin.set("/greeting", headers={"Cache-Control": "public, max-age=60", "Vary": "Accept-Language"},
+                   body=f"greeting {version}")
+
+    greet("v1")
+    languages = ("en", "fr")
+    async with fleet_node("A", origin_url, own_redis.url) as a, fleet_node("B", origin_url, own_redis.url) as b:
+        for language in languages:
+            assert (await a.get("/greeting", {"Accept-Language": language})).cache_status.stored
+            assert (await b.get("/greeting", {"Accept-Language": language})).cache_status.detail == "l2"
+        await a.admin.purge(urls=[url("/greeting")])
+        await wait_until(lambda: b.bans == 1, what="B receiving the purge")
+        greet("v2")
+        for node in (b, a):
+            for language in languages:
+                seen = await node.get("/greeting", {"Accept-Language": language})
+                assert seen.body == b"greeting v2", f"{node.name} served the purged {language} variant: {seen}"
