@@ -36,10 +36,11 @@ HEURISTICALLY_CACHEABLE = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405
 # Status codes whose caching rules this cache implements (§5.2.2.3 must-understand). 206 is
 # absent: we do not assemble ranges, so partial content is never stored.
 UNDERSTOOD = frozenset({200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 451, 500, 501, 502, 503, 504})
-POISONABLE = frozenset({400, 413, 431})
-"""Client-error statuses a request can provoke at will (with 5xx): storing one would let a
-single client serve its error to everyone, so they are kept only where a policy opts in.
-Other 4xx (404, 410, …) are stored like any response, by their explicit or heuristic freshness."""
+POISONABLE = frozenset({400, 403, 413, 429, 431})
+"""Client-error statuses one client can provoke for itself (a malformed or oversized request, a
+WAF or rate limiter judging that client), like 5xx: storing one would serve that client's error
+to everyone, so they are kept only where a policy opts in. Other 4xx (404, 410, …) are stored
+like any response, by their explicit or heuristic freshness."""
 HEURISTIC_FRACTION = 0.1
 """§4.2.2: "a typical setting of this fraction might be 10%"."""
 HEURISTIC_MAX = 86_400.0

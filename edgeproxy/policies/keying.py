@@ -61,7 +61,8 @@ def _keyed_query(settings: KeySettings, question: str, query: str) -> str:
     if settings.query == "ignore":
         return ""
     if settings.query == "all" and not settings.sort_query and not settings.strip_params:
-        return question + query
+        # An empty query ("/m?") reaches the origin as "/m" (yarl drops it), so it keys as "/m".
+        return question + query if query else ""
     pairs = [pair for pair in query.split("&") if pair]
     if settings.strip_params:
         strip = _names_matcher(settings.strip_params)

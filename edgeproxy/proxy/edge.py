@@ -39,6 +39,8 @@ log = logging.getLogger("edgeproxy.edge")
 # RFC 5861 §4: the origin statuses that count as "an error" for stale-if-error.
 STALE_IF_ERROR_STATUSES = frozenset({500, 502, 503, 504})
 # Response fields a 304 to the client carries (RFC 9110 §15.4.5).
+HFM_EXEMPT = frozenset({NoCacheReason.REQUEST_NO_STORE, NoCacheReason.METHOD, NoCacheReason.PARTIAL})
+"""Reasons that say something about this request, not about the resource: no hit-for-miss."""
 MAX_VARIANTS = 32
 """Variants stored per URL (Vary); more are served but not stored."""
 FLEET_LOCK_MAX = 10.0
@@ -358,7 +360,7 @@ class Edge:
         """Relay a response we do not store; waiters are released to fetch on their own."""
         # Hit-for-miss marks what the origin says is uncacheable, not transient failures (5xx):
         # those must not take a usable stale copy out of service.
-        if reason not in (NoCacheReason.REQUEST_NO_STORE, NoCacheReason.METHOD) and resp.status < 500:
+        if reason not in HFM_EXEMPT and resp.status < 500:
             self.hit_for_miss.remember(rk.hash, self.clock() + policy.rules.hit_for_miss)
         self._resolve(lead, Uncacheable())
         status = CacheStatus(phase, fwd_status=resp.status, detail=reason.value)
@@ -575,7 +577,10 @@ class Edge:
         drop = hdrs.HOP_BY_HOP | hdrs.connection_tokens(head.headers) | hdrs.PROXY_SET
         drop |= hdrs.POISONING_HEADERS - keyed
         if drop_conditionals:
-            drop |= hdrs.CONDITIONALS
+            # A cacheable miss fetches the whole representation for everyone: the client's
+            # preconditions and Range are answered from what we store (RFC 9110 §14.2 lets a
+            # cache ignore Range), so one Range request cannot make a hot key uncacheable.
+            drop |= hdrs.CONDITIONALS | {"range"}
         out = [(k, v) for k, v in head.headers if k not in drop]
         forwarded_for = head.header("x-forwarded-for")
         out.append(("x-forwarded-for", f"{forwarded_for}, {inc.client}" if forwarded_for else inc.client))

@@ -19,6 +19,7 @@ from edgeproxy.storage.redisconn import connect_subscriber
 
 log = logging.getLogger("edgeproxy.fleet")
 
+FILL_LOCK_TIMEOUT = 0.1
 BUS_LOG_SIZE = 10_000
 """Bus messages kept for processes that start or reconnect later."""
 
@@ -35,7 +36,9 @@ class FleetLink:
             log_size=BUS_LOG_SIZE,
             log_ttl=max_object_lifetime,
         )
-        self.fill_lock = FillLock(self.store.client, namespace)
+        # A longer bound than cache reads: a client-side timeout after the server took the lock
+        # would leave every process waiting on a lock nobody fills.
+        self.fill_lock = FillLock(self.store.client, namespace, timeout=FILL_LOCK_TIMEOUT)
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None] | None]] = {}
         self._on_gap: Callable[[], Awaitable[None] | None] | None = None
 

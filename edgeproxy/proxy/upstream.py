@@ -88,6 +88,26 @@ class UpstreamResponse:
         self._response.close()
 
 
+class _GuardedConnector(aiohttp.TCPConnector):
+    """Never reuse a pooled origin connection that received bytes while idle.
+
+    Such bytes are an unsolicited response (response splitting, or a request smuggled into the
+    origin); handing the connection to the next request would make that response its answer,
+    stored under the wrong URL. Varnish likewise closes a backend connection that is readable
+    while idle. (aiohttp's own pool only checks that the connection is open.)
+    """
+
+    async def _get(self, key, traces):  # type: ignore[no-untyped-def]
+        conns = self._conns.get(key)
+        if conns:
+            for idle in [entry for entry in conns if entry[0].should_close]:
+                conns.remove(idle)
+                idle[0].close()
+            if not conns:
+                del self._conns[key]
+        return await super()._get(key, traces)
+
+
 def _wire_headers(headers: Headers) -> list[tuple[str, str]]:
     """Field values travel as the client's bytes (RFC 9110 §5.5 obs-text is opaque).
 
@@ -115,7 +135,7 @@ class Upstream:
         self._pool_size = pool_size
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size, ttl_dns_cache=300)
+        connector = _GuardedConnector(limit=self._pool_size, limit_per_host=self._pool_size, ttl_dns_cache=300)
         # auto_decompress=False: pass-through bodies are relayed byte-exact, never inflated.
         self._session = aiohttp.ClientSession(
             connector=connector,

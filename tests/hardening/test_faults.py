@@ -312,4 +312,8 @@ async def test_a_range_request_at_expiry_does_not_switch_off_collapsing(start_pr
         await client.get("/hot", headers={"Range": "bytes=0-9"})
         replies = await asyncio.gather(*(client.get("/hot") for _ in range(200)))
     assert all(r.status == 200 and r.body == BODY for r in replies), {r.status for r in replies}
-    assert served["full"] == 2, f"{served['full'] - 1} full origin requests from 200 clients after one Range request"
+    # The Range request is filled as a full GET (RFC 9110 §14.2: a cache may ignore Range) and
+    # the 200 clients collapse onto it; with max-age=1 and a 0.3 s origin, one more collapsed
+    # refresh may fall inside the burst on a slow machine — never one per client.
+    assert served["bytes=0-9"] == 0, served
+    assert served["full"] <= 3, f"{served['full'] - 1} full origin requests from 200 clients after one Range request"
