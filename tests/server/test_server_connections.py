@@ -13,6 +13,7 @@ import aiohttp
 
 from edgeproxy.proxy.runtime import ProxyRuntime
 from tests.server.conftest import FAST_LIMITS, EchoOrigin
+from tests.support.rawhttp import parse_responses
 
 HOST = b"Host: a.example\r\n"
 
@@ -161,3 +162,12 @@ async def test_expect_100_continue_is_answered_when_the_body_is_wanted(proxy: Pr
         assert echoed["sha256"] == hashlib.sha256(b"hello").hexdigest()
     finally:
         writer.close()
+
+
+async def test_client_that_half_closes_after_its_requests_still_gets_the_answers(proxy: ProxyRuntime):
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(get(b"/echo?1") + get(b"/echo?2"))
+    writer.write_eof()  # like `printf ... | nc -N`
+    data = await asyncio.wait_for(reader.read(), 3)  # until the server closes
+    writer.close()
+    assert [json.loads(r.body)["target"] for r in parse_responses(data)] == ["/echo?1", "/echo?2"]
