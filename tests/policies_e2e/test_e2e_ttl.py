@@ -113,14 +113,15 @@ async def test_negative_keeps_errors_by_status_and_class_and_an_exact_status_win
 async def test_without_negative_ttls_errors_a_client_can_provoke_are_not_stored(
     serve_policy: ServePolicy, origin: ProgrammableOrigin
 ):
-    for path, status in (("/bad", 400), ("/huge", 413), ("/broken", 500), ("/down", 503)):
+    provokable = {f"/status/{status}": status for status in (400, 403, 413, 429, 431, 500, 503)}
+    for path, status in provokable.items():
         origin.set(path, status=status, headers={"Cache-Control": "max-age=60"}, body=str(status))
     async with serve_policy("""
         policies:
           site:
             ttl: {default: 1m}
     """) as edge:
-        firsts = {path: await edge.get(path) for path in ("/bad", "/huge", "/broken", "/down")}
+        firsts = {path: await edge.get(path) for path in provokable}
         for path in firsts:
             await edge.get(path)
     for path, first in firsts.items():
