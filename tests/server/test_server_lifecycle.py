@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 import aiohttp
 import pytest
@@ -32,7 +30,7 @@ async def read_until_closed(reader: asyncio.StreamReader, timeout: float = GRACE
             if not chunk:
                 return bytes(received), True
             received += chunk
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return bytes(received), False
     except ConnectionResetError:
         return bytes(received), True
