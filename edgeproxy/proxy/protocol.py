@@ -467,14 +467,19 @@ class EdgeProtocol(asyncio.Protocol):
 
     def body_drained(self, body: RequestBody) -> None:
         """The handler took a chunk: resume reading once the buffer is low again."""
+        if self._reading_paused and body.buffered <= self._limits.body_buffer // 2:
+            self._resume_if_room()
+
+    def _resume_if_room(self) -> None:
+        """Resume reading paused for flow control once the body buffer and the queue have room."""
+        current = self._current
         if (
-            self._reading_paused
-            and self._parser is not None
-            and body.buffered <= self._limits.body_buffer // 2
+            self._parser is not None
             and len(self._pipeline) <= self._limits.max_pipelined
+            and (current is None or current.body is None or current.body.buffered <= self._limits.body_buffer // 2)
         ):
             self._resume_reading()
-            if self._current is not None:
+            if current is not None:
                 self._arm_read(Deadline.BODY, self._limits.body_timeout)
 
     def send_continue(self) -> None:
@@ -573,10 +578,8 @@ class EdgeProtocol(asyncio.Protocol):
                 exchange = self._pipeline[0]
                 await self._answer(exchange)
                 self._pipeline.popleft()
-                if self._reading_paused and self._parser is not None and len(self._pipeline) <= self._limits.max_pipelined:
-                    current = self._current
-                    if current is None or current.body is None or current.body.buffered <= self._limits.body_buffer:
-                        self._resume_reading()
+                if self._reading_paused:
+                    self._resume_if_room()
         finally:
             self._task = None
         if self._transport is None or self._linger is not None:
@@ -624,7 +627,8 @@ class EdgeProtocol(asyncio.Protocol):
         try:
             reply = fast_path(incoming)
         except Exception:
-            log.exception("fast path failed for %s %s; answering asynchronously", incoming.head.method, incoming.head.target)
+            head = incoming.head
+            log.exception("fast path failed for %s %s; answering asynchronously", head.method, head.target)
             return False
         if reply is None:
             return False

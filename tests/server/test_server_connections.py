@@ -158,7 +158,8 @@ async def test_expect_100_continue_is_answered_when_the_body_is_wanted(proxy: Pr
         writer.write(b"hello")
         final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
         assert final.startswith(b"HTTP/1.1 200")
-        echoed = json.loads(await reader.readexactly(int(final.lower().split(b"content-length: ")[1].split(b"\r\n")[0])))
+        length = int(final.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        echoed = json.loads(await reader.readexactly(length))
         assert echoed["sha256"] == hashlib.sha256(b"hello").hexdigest()
     finally:
         writer.close()

@@ -28,7 +28,8 @@ class Site:
             raise RuntimeError("a fast path bug must not cost the request")
         if not inc.head.path.startswith("/fast"):
             return None
-        return Reply(200, [("content-type", "text/plain")], body=f"fast {inc.head.target}".encode(), phase=CachePhase.HIT)
+        body = f"fast {inc.head.target}".encode()
+        return Reply(200, [("content-type", "text/plain")], body=body, phase=CachePhase.HIT)
 
     async def handler(self, inc: Incoming) -> Reply:
         await asyncio.sleep(0.05 if inc.head.path == "/slow" else 0)

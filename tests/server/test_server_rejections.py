@@ -32,7 +32,9 @@ SMUGGLING = [
         b"POST /echo HTTP/1.0\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", id="te-in-http10"
     ),
     pytest.param(post(b"Transfer-Encoding: chunked\r\n", b"zz\r\nhello\r\n0\r\n\r\n"), id="bad-chunk-size"),
-    pytest.param(post(b"Transfer-Encoding: chunked\r\n", b"FFFFFFFFFFFFFFFFF1\r\nhello\r\n0\r\n\r\n"), id="chunk-overflow"),
+    pytest.param(
+        post(b"Transfer-Encoding: chunked\r\n", b"FFFFFFFFFFFFFFFFF1\r\nhello\r\n0\r\n\r\n"), id="chunk-overflow"
+    ),
     pytest.param(post(b"Transfer-Encoding: chunked\r\n", b"5\nhello\r\n0\r\n\r\n"), id="chunk-bare-lf"),
     pytest.param(post(b"Content-Length: 5\r\nConnection: content-length\r\n", b"hello"), id="connection-nominates-cl"),
     pytest.param(
@@ -58,7 +60,9 @@ OPEN_PROXY = [
     pytest.param(b"CONNECT b.example:443 HTTP/1.1\r\nHost: b.example:443\r\n\r\n", 405, id="connect"),
     pytest.param(b"GET /echo HTTP/2.0\r\n" + HOST + b"\r\n", 505, id="http2-over-h1"),
     pytest.param(
-        post(b"Connection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n", b"hello"), 501, id="upgrade-with-body"
+        post(b"Connection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n", b"hello"),
+        501,
+        id="upgrade-with-body",
     ),
 ]
 
