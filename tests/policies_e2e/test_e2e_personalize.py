@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -169,3 +170,38 @@ async def test_personalize_turned_on_by_a_reload_takes_effect(serve_policy: Serv
     assert answer.status == 200 and answer.body["outcome"] == "reloaded", answer
     assert seen.headers["Cache-Control"].startswith("private"), seen.headers
     assert "ranked model=demo-ranker" in (seen.cache_status.detail or ""), seen
+
+
+async def test_switching_personalization_on_and_off_under_load_fails_no_request(
+    serve_policy: ServePolicy, demo_url: str
+):
+    """20 clients for ~2 s on the list while reloads turn its personalization on and off 10 times."""
+    off = PERSONALIZED.replace("personalize:", "personalize: off\n        x-unused:")
+    outcomes: list[str] = []
+    async with serve_policy(off, origin=demo_url) as edge:
+        stop = asyncio.Event()
+
+        async def client(number: int) -> None:
+            while not stop.is_set():
+                try:
+                    seen = await edge.get(ITEMS, headers={"x-user-id": f"u{number:04d}"})
+                except aiohttp.ClientError as exc:
+                    outcomes.append(repr(exc))
+                    continue
+                if seen.status != 200 or not item_ids(seen.body):
+                    outcomes.append(f"{seen.status} {seen.body[:80]!r}")
+                else:
+                    outcomes.append("private" if seen.headers["Cache-Control"].startswith("private") else "shared")
+
+        clients = [asyncio.create_task(client(number)) for number in range(20)]
+        answers = []
+        for flip in range(10):
+            await asyncio.sleep(0.2)
+            edge.write(PERSONALIZED if flip % 2 == 0 else off)
+            answers.append(await edge.reload())
+        stop.set()
+        await asyncio.gather(*clients)
+    assert [a.status for a in answers] == [200] * 10, answers
+    failed = [o for o in outcomes if o not in ("private", "shared")]
+    assert not failed, f"{len(failed)} of {len(outcomes)} failed: {failed[:5]}"
+    assert {"private", "shared"} <= set(outcomes)
