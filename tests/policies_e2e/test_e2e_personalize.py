@@ -205,3 +205,13 @@ async def test_switching_personalization_on_and_off_under_load_fails_no_request(
     failed = [o for o in outcomes if o not in ("private", "shared")]
     assert not failed, f"{len(failed)} of {len(outcomes)} failed: {failed[:5]}"
     assert {"private", "shared"} <= set(outcomes)
+
+
+async def test_a_personalized_copy_names_what_it_varies_on(serve_policy: ServePolicy, demo_url: str):
+    """RFC 9110 §12.5.5: the ranked body is selected by the user cookie or header, so a browser's
+    private cache must not hand one signed-in user's order to the next user of that browser."""
+    async with serve_policy(PERSONALIZED, origin=demo_url) as edge:
+        seen = await edge.get(ITEMS, headers={"Cookie": "uid=u0001"})
+    assert "ranked model=demo-ranker" in (seen.cache_status.detail or ""), seen
+    vary = {name.strip().lower() for value in seen.headers.getall("Vary", []) for name in value.split(",")}
+    assert {"cookie", "x-user-id"} <= vary or "*" in vary, f"Vary: {seen.headers.getall('Vary', [])}"
