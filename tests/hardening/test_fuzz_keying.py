@@ -13,7 +13,7 @@ from collections import Counter
 from itertools import chain
 
 import pytest
-from hypothesis import given
+from hypothesis import given, reject
 from hypothesis import strategies as st
 from yarl import URL
 
@@ -21,6 +21,7 @@ from edgeproxy.cache.key import key_hash
 from edgeproxy.cache.message import RequestHead
 from edgeproxy.policies.keying import request_key
 from edgeproxy.policies.model import KeySettings, Policy
+from edgeproxy.proxy.protocol import Rejection, origin_form
 
 pytestmark = pytest.mark.fuzz
 
@@ -102,15 +103,22 @@ def test_unkeyed_headers_never_change_the_key(key: KeySettings, req: RequestHead
     assert request_key(policy, with_noise).text == request_key(policy, req).text
 
 
-# What the server layer lets through as a request-target: visible ASCII (RFC 9112 §3.2 plus the
-# characters lenient clients send unencoded), never spaces or control characters.
-wire_targets = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=40).map(lambda r: "/" + r)
+# Request-targets as they arrive on the wire: visible ASCII (RFC 9112 §3.2 plus the characters
+# lenient clients send unencoded), never spaces or control characters (the parser refuses those),
+# in origin-form or in absolute-form naming the Host.
+wire_rest = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=40)
+wire_targets = wire_rest.map(lambda rest: "/" + rest) | wire_rest.map(lambda rest: "http://shop.example" + rest)
 
 
 @given(key=settings, target=wire_targets)
 def test_the_url_the_upstream_client_sends_is_the_keyed_target(key: KeySettings, target: str) -> None:
-    # Upstream.send builds ``URL(origin + target, encoded=True)``; whatever that URL puts on the
-    # wire must be the keyed target, or the key names something the origin never answered.
-    rk = request_key(Policy("fuzz", key=key), RequestHead("GET", "shop.example", target, ()))
+    # Only what the server layer accepts (``origin_form``) is ever keyed. Upstream.send builds
+    # ``URL(origin + target, encoded=True)``; whatever that URL puts on the wire must be the keyed
+    # target, or the key names something the origin never answered (H8: "/#" is accepted today).
+    try:
+        accepted = origin_form("GET", target, "shop.example")
+    except Rejection:
+        reject()
+    rk = request_key(Policy("fuzz", key=key), RequestHead("GET", "shop.example", accepted, ()))
     sent = URL("http://origin.internal" + rk.upstream_target, encoded=True)
     assert sent.raw_path_qs == rk.upstream_target
