@@ -44,6 +44,13 @@ class Admin:
         async with self.session.request(method, self.base_url + path, data=body, headers=headers) as response:
             return response.status, await response.json()
 
+    async def text(self, path: str) -> str:
+        """GET ``path`` (e.g. /metrics, which is not JSON) with the token; must answer 200."""
+        async with self.session.get(self.base_url + path, headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+            body = await response.text()
+            assert response.status == 200, f"GET {path} answered {response.status}: {body[:200]}"
+            return body
+
     async def purge(self, **selectors: Any) -> dict[str, Any]:
         """POST /purge and insist it reached the whole fleet."""
         status, answer = await self.call("POST", "/purge", body=json.dumps(selectors))

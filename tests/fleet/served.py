@@ -1,7 +1,9 @@
 """``edgeproxy serve --workers N`` as a real subprocess, on free loopback ports, always stopped.
 
 The supervisor runs in its own session so a failing test can kill it and its workers at once;
-its log goes to a file (the test shows the tail when something goes wrong).
+its log goes to a file (the test shows the tail when something goes wrong). Starting and stopping
+block the calling thread: leave no request in flight to an origin served by the test's own event
+loop when the block exits, or the workers' drain would wait for it.
 """
 
 from __future__ import annotations
