@@ -1,6 +1,7 @@
-"""``edgeproxy serve --workers 2`` without Redis, as an operator runs it: the workers share the
-port (SO_REUSEPORT), a purge sent to the admin API reaches every worker, /metrics sums all
-workers, SIGTERM drains and exits 0, and a worker that dies is replaced while the port answers.
+"""``edgeproxy serve --workers 2`` as an operator runs it: the workers share the port
+(SO_REUSEPORT), a purge sent to the admin API reaches every worker (relayed by the supervisor
+without Redis, over the fleet bus with it), /metrics sums all workers, SIGTERM drains and exits 0,
+and a worker that dies is replaced while the port answers.
 
 Clients send ``Connection: close`` so each request is a new connection the kernel may hand to
 either worker; "both workers did X" is read from the origin's request count (each worker has its
@@ -21,6 +22,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from edgeproxy.proxy.supervisor import DRAIN_SECONDS
+from tests.conftest import RedisServer
 from tests.fleet.harness import Admin
 from tests.fleet.served import Served, serve
 from tests.proxy.harness import ProxyClient, wait_until
@@ -61,20 +63,24 @@ async def stats_bans(admin: Admin) -> int:
     return int(stats["bans"])
 
 
-async def assert_purge_reaches_every_worker(served: Served, client: ProxyClient, admin: Admin,
-                                            origin: ProgrammableOrigin) -> None:
-    program(origin, "v1")
-    await fill_every_worker(client, origin)
-    bans = await stats_bans(admin)
-    await admin.purge(urls=[f"{served.url}/page"])
-    # The relay is asynchronous: wait until a run of fresh admin connections (spread over both
-    # workers) all report the ban.
+async def every_worker_holds_more_bans_than(admin: Admin, bans: int) -> None:
+    """Messages between workers are asynchronous: wait until a run of fresh admin connections
+    (which the kernel spreads over the workers) all report more than ``bans`` bans."""
     streak = 0
     deadline = time.monotonic() + 3
     while streak < 6:
         streak = streak + 1 if await stats_bans(admin) > bans else 0
         assert time.monotonic() < deadline, f"a worker never received the purge (its /stats bans stayed {bans})"
         await asyncio.sleep(0.15)  # each worker's admin API allows a client 5 calls/s after a burst of 20
+
+
+async def assert_purge_reaches_every_worker(served: Served, client: ProxyClient, admin: Admin,
+                                            origin: ProgrammableOrigin) -> None:
+    program(origin, "v1")
+    await fill_every_worker(client, origin)
+    bans = await stats_bans(admin)
+    await admin.purge(urls=[f"{served.url}/page"])
+    await every_worker_holds_more_bans_than(admin, bans)
     program(origin, "v2")
     fetched = origin.count("/page")
     replies = [await client.get("/page") for _ in range(40)]
@@ -165,3 +171,24 @@ async def test_a_killed_worker_is_replaced_and_the_port_keeps_answering(
             assert not failures, f"{len(failures)} of {sent} requests failed while a worker restarted: {failures[:3]}"
             # The replacement is a full member: it obeys purges relayed from the other worker.
             await assert_purge_reaches_every_worker(served, client, admin, origin)
+
+
+async def test_with_redis_a_purge_reaches_every_worker_through_the_bus(
+    tmp_path: Path, origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
+) -> None:
+    program(origin, "v1")
+    with serve(tmp_path, origin_url, workers=2, redis_url=own_redis.url) as served:
+        async with clients(served) as (client, admin):
+            # With a shared L2 the second worker fills its L1 from Redis: wait for that hit.
+            for _ in range(MAX_TRIES):
+                if (await client.get("/page")).cache_status.detail == "l2":
+                    break
+            else:
+                raise AssertionError(f"no L2 hit in {MAX_TRIES} requests: the connections did not reach both workers")
+            bans = await stats_bans(admin)
+            await admin.purge(urls=[f"{served.url}/page"])
+            await every_worker_holds_more_bans_than(admin, bans)
+            program(origin, "v2")
+            replies = [await client.get("/page") for _ in range(40)]
+            stale = [str(r) for r in replies if r.body != b"page v2"]
+            assert not stale, f"a worker served the purged object: {stale[:3]}"
