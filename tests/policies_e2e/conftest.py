@@ -7,9 +7,11 @@ record, and what reached the origin.
 
 from __future__ import annotations
 
+import re
 import socket
+import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,10 @@ from tests.support.origin import ProgrammableOrigin, serve_app
 
 ADMIN_TOKEN = "t"
 POLICY_FILE = "site.yaml"
+EDGEPROXY = Path(sys.executable).with_name("edgeproxy")
+"""The installed command, as an operator runs it."""
+PROBLEM_LINE = re.compile(r"^(?P<file>\S+\.yaml):(?P<line>\d+): policy '(?P<policy>[^']+)': (?P<field>\S+): (?P<reason>.+)$")
+"""One policy problem as `policy check`, serve and the admin API report it."""
 
 
 def policy_text(yaml: str) -> str:
@@ -46,7 +52,7 @@ class PolicyEdge:
     folder: Path
 
     async def get(self, target: str, *, host: str | None = None, headers: HeaderInput = ()) -> Seen:
-        pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
+        pairs: list[tuple[str, str]] = list(headers.items() if isinstance(headers, Mapping) else headers)
         if host is not None:
             pairs.append(("Host", host))
         return await self.client.get(target, headers=pairs)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.policies_e2e.conftest import policy_text
+from tests.policies_e2e.conftest import EDGEPROXY, PROBLEM_LINE, policy_text
 
-EDGEPROXY = Path(sys.executable).with_name("edgeproxy")
 SHIPPED = Path(__file__).resolve().parents[2] / "policies"
-PROBLEM_LINE = re.compile(r"^(?P<file>\S+\.yaml):(?P<line>\d+): policy '(?P<policy>[^']+)': (?P<field>\S+): (?P<reason>.+)$")
 
 
 def edgeproxy(*args: str | Path) -> subprocess.CompletedProcess[str]:

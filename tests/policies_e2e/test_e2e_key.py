@@ -30,6 +30,10 @@ async def second_is_hit(edge: PolicyEdge, first: str, second: str, *, headers: t
     return (await edge.get(second, headers=headers[1])).cache_status.hit
 
 
+def ua(agent: str) -> dict[str, str]:
+    return {"User-Agent": agent}
+
+
 def key_policy(key: str) -> str:
     return f"""
         policies:
@@ -126,7 +130,6 @@ async def test_cookies_in_key_separate_by_value_and_other_cookies_do_not_matter(
 
 async def test_device_class_separates_mobile_tablet_and_desktop_but_not_two_desktops(serve_policy: ServePolicy):
     async with serve_policy(key_policy("{device_class: true}")) as edge:
-        ua = lambda agent: {"User-Agent": agent}  # noqa: E731
         assert await second_is_hit(edge, "/list", "/list", headers=(ua(FIREFOX), ua(CHROME)))
         assert not await second_is_hit(edge, "/list", "/list", headers=(ua(FIREFOX), ua(IPHONE)))
         assert not await second_is_hit(edge, "/list", "/list", headers=(ua(IPHONE), ua(IPAD)))

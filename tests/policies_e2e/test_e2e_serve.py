@@ -11,10 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-
 from tests.conftest import free_port
-from tests.policies_e2e.conftest import policy_text
-from tests.policies_e2e.test_e2e_cli import EDGEPROXY, PROBLEM_LINE
+from tests.policies_e2e.conftest import EDGEPROXY, PROBLEM_LINE, policy_text
 from tests.proxy.harness import proxy_client, ttl_near
 from tests.support.origin import serve_demo_origin
 
