@@ -252,18 +252,20 @@ async def test_l1_stays_within_its_byte_bound_under_many_objects(
     assert objects > 50, "the bound should still leave room for many small objects"
 
 
+SMALL_OBJECTS = """
+policies:
+  small:
+    match: {hosts: ["*"], paths: ["/*"]}
+    store: {max_object_size: 16KB}
+"""
+
+
 async def test_an_object_over_the_per_object_cap_streams_through_unstored(
     start_proxy: StartProxy, origin_url: str, origin: ProgrammableOrigin
 ):
-    policy = """
-    policies:
-      small:
-        match: {hosts: ["*"], paths: ["/*"]}
-        store: {max_object_size: 16KB}
-    """
     big = bytes(range(256)) * 400  # 100 KiB
     origin.set("/big", headers={"Cache-Control": "max-age=60"}, body=big)
-    async with start_proxy(origin_url, policy=policy) as proxy, proxy_client(proxy.url) as client:
+    async with start_proxy(origin_url, policy=SMALL_OBJECTS) as proxy, proxy_client(proxy.url) as client:
         first = await client.get("/big")
         second = await client.get("/big")
         stored_bytes = proxy.l1.stats()["bytes"]
@@ -271,6 +273,42 @@ async def test_an_object_over_the_per_object_cap_streams_through_unstored(
     assert not first.cache_status.stored and not second.cache_status.hit, (first, second)
     assert stored_bytes < 16 * 1024
     assert origin.count("/big") == 2
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_an_oversize_body_reaches_the_client_while_the_origin_is_still_sending(
+    start_proxy: StartProxy, declared: bool
+):
+    # Streamed, not buffered: otherwise every client of a large object costs its full size in
+    # memory. The origin holds back the second half until the client has the first half, so a
+    # proxy that waited for the whole body would deadlock here (and fail the wait below).
+    first, rest = b"a" * 65536, b"b" * 65536
+    client_has_first = asyncio.Event()
+
+    async def large(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Cache-Control": "max-age=60"})
+        if declared:
+            response.content_length = len(first) + len(rest)
+        await response.prepare(request)
+        await response.write(first)
+        await asyncio.wait_for(client_has_first.wait(), 5)
+        await response.write(rest)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/large", large)
+    async with serve_app(app) as url, start_proxy(url, policy=SMALL_OBJECTS) as proxy, proxy_client(proxy.url) as client:
+        async with client.session.get(proxy.url + "/large") as response:
+            try:
+                head = await asyncio.wait_for(response.content.readexactly(len(first)), 3)
+            except TimeoutError:
+                pytest.fail("the proxy held the first half back until the origin finished")
+            client_has_first.set()
+            tail = await response.read()
+        stored_bytes = proxy.l1.stats()["bytes"]
+    assert head + tail == first + rest
+    assert stored_bytes < 16 * 1024
 
 
 # ------------------------------------------------------------------ stampede
