@@ -16,7 +16,7 @@ from edgeproxy.cache.entry import CacheEntry
 from edgeproxy.cache.message import RequestHead
 from edgeproxy.policies.keying import request_key
 from tests.hardening.conftest import REPO_POLICIES, StartProxy
-from tests.proxy.harness import proxy_client
+from tests.proxy.harness import ProxyClient, proxy_client
 from tests.support.origin import ProgrammableOrigin, serve_demo_origin
 
 PERSONAL_ANSWERS = {
@@ -82,3 +82,22 @@ async def test_a_personalized_list_is_private_and_the_shared_copy_stays_the_base
     for uid, reply in replies.items():
         assert reply.headers["Cache-Control"].startswith("private"), (uid, reply)
         assert sorted(json.loads(reply.body)["items"], key=lambda item: item["id"]) == base_items, uid
+
+
+@pytest.mark.parametrize(
+    "answer, shared",
+    [({"Cache-Control": "max-age=60"}, True), ({"Cache-Control": "max-age=60", "Vary": "Cookie"}, False)],
+    ids=["public", "vary-cookie"],
+)
+async def test_a_cookie_alone_does_not_bypass_the_cache(
+    client: ProxyClient, origin: ProgrammableOrigin, answer: dict[str, str], shared: bool
+):
+    # The decision in docs/SECURITY.md: requests with cookies are looked up and stored as
+    # RFC 9111 says (a response the origin marks shareable is shared); the origin keeps a page
+    # per user with private, Set-Cookie or Vary: Cookie, and an operator can pass cookies with
+    # bypass.cookies (tests/policies_e2e/test_e2e_bypass.py).
+    origin.set("/page", headers=answer, body="page")
+    with_cookie = await client.get("/page", headers={"Cookie": "session=a"})
+    anonymous = await client.get("/page")
+    assert with_cookie.cache_status.stored, with_cookie
+    assert anonymous.cache_status.hit is shared, anonymous
