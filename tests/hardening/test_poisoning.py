@@ -132,12 +132,14 @@ async def test_the_origin_receives_exactly_the_keyed_target_for_every_spelling(s
     assert recorder.targets() == RAW_SPELLINGS
 
 
-async def test_a_target_starting_with_two_slashes_is_refused_not_reinterpreted(start_proxy: StartProxy):
+@pytest.mark.parametrize("target", ["//evil.example/x", "http://shop.example//evil.example/x"], ids=["origin-form", "absolute-form"])
+async def test_a_target_starting_with_two_slashes_is_refused_not_reinterpreted(start_proxy: StartProxy, target: str):
     # "//host/path" reads as a network-path reference to URL libraries (RFC 3986 §4.2); the
-    # server layer refuses it rather than let the key and the upstream URL disagree on the host.
+    # server layer refuses it rather than let the key and the upstream URL disagree on the host
+    # (or hand an origin's URL joiner another host), however the request spells it.
     recorder = RecordingOrigin()
     async with recorder.serving() as url, start_proxy(url) as proxy:
-        response = await raw_get(proxy, "//evil.example/x")
+        response = await raw_get(proxy, target)
     assert response.status == 400
     assert recorder.seen == []
 
