@@ -1,5 +1,6 @@
 """Header injection: request data we copy into upstream fields (X-Forwarded-For, Via, the
-target) can never add a header line, and field bytes are relayed as they came."""
+target) can never add a header line, field bytes are relayed as they came, and a malformed
+origin field is unfolded or refused, never relayed raw."""
 
 from __future__ import annotations
 
@@ -80,3 +81,33 @@ async def test_non_ascii_response_field_bytes_reach_the_client_unchanged(start_p
         for _ in range(2):  # the miss (origin fields) and the hit (stored fields)
             answer = await exchange(proxy.config.host, proxy.port, _request(b"/file"))
             assert b'content-disposition: attachment; filename="caf\xc3\xa9.txt"\r\n' in answer.raw.lower(), answer.raw[:400]
+
+
+@pytest.mark.parametrize(
+    "name, value, relayed",
+    [
+        ("X-A", "one\r\n two", b"x-a: one two\r\n"),
+        ("X-A", "one\rX-Injected: cr", None),
+        ("X-A", "one\x00two", None),
+        ("X-A ", "one", None),
+    ],
+    ids=["obs-fold", "bare-cr", "nul", "space-before-colon"],
+)
+async def test_malformed_origin_fields_are_unfolded_or_refused_never_relayed_raw(
+    start_proxy: StartProxy, name: str, value: str, relayed: bytes | None
+):
+    # Origins are not trusted for framing (docs/SECURITY.md): RFC 9112 §5.2 has a proxy replace
+    # obs-fold with spaces; a CR or NUL inside a value or whitespace before the colon (§5.1)
+    # make the response invalid, so it is a 502 and nothing is stored.
+    recorder = RecordingOrigin(headers=(("Cache-Control", "max-age=60"), (name, value)))
+    async with recorder.serving() as url, start_proxy(url) as proxy:
+        first = await exchange(proxy.config.host, proxy.port, _request(b"/x"))
+        fetched = len(recorder.seen)
+        second = await exchange(proxy.config.host, proxy.port, _request(b"/x"))
+    raw = second.raw.lower()
+    assert b"x-injected" not in raw and b"\x00" not in raw, raw[:400]
+    if relayed is None:
+        assert (first.first.status, second.first.status) == (502, 502), raw[:400]
+        assert len(recorder.seen) > fetched, "an invalid origin response was stored"
+    else:
+        assert relayed in raw and len(recorder.seen) == fetched == 1, raw[:400]
