@@ -113,7 +113,7 @@ class ConnectionSet:
             conn.close_when_idle()
         try:
             await asyncio.wait_for(self._empty.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("drain timed out after %.1fs; aborting %d connection(s)", timeout, len(self._open))
             for conn in list(self._open):
                 conn.abort()
