@@ -580,6 +580,10 @@ class EdgeProtocol(asyncio.Protocol):
                 self._pipeline.popleft()
                 if self._reading_paused:
                     self._resume_if_room()
+        except Exception:
+            log.exception("answering %s failed; aborting the connection", self._client)
+            self.abort()
+            return
         finally:
             self._task = None
         if self._transport is None or self._linger is not None:
@@ -753,6 +757,10 @@ class EdgeProtocol(asyncio.Protocol):
             # The origin body broke mid-stream: the client must see a broken response, never a
             # complete-looking short one, so the connection is aborted without the final chunk.
             log.warning("origin body broke mid-stream; aborting client connection: %s", error)
+            self.abort()
+            return False
+        except Exception:
+            log.exception("reply stream failed mid-body; aborting client connection")
             self.abort()
             return False
         if self._transport is None:

@@ -1,5 +1,6 @@
-"""The synchronous fast path (``ServerContext.fast_path``): answered inline while parsing, yet
-framed, observed and ordered exactly like the asynchronous path."""
+"""The server with plain handler functions: the synchronous fast path (``ServerContext.fast_path``)
+is framed, observed and ordered exactly like the asynchronous path, and a handler or reply stream
+that fails never leaves the client with a complete-looking answer."""
 
 from __future__ import annotations
 
@@ -33,10 +34,19 @@ class Site:
 
     async def handler(self, inc: Incoming) -> Reply:
         await asyncio.sleep(0.05 if inc.head.path == "/slow" else 0)
+        if inc.head.path == "/raises":
+            raise RuntimeError("a handler bug")
+        if inc.head.path == "/breaks-mid-body":
+            return Reply(200, [("content-type", "text/plain")], stream=_breaking_stream())
         return Reply(200, [("content-type", "text/plain")], body=f"async {inc.head.target}".encode())
 
     def on_reply(self, inc: Incoming, reply: Reply, seconds: float) -> None:
         self.observed.append((inc.head.target, reply.phase))
+
+
+async def _breaking_stream() -> AsyncIterator[bytes]:
+    yield b"first part"
+    raise RuntimeError("the stream broke")
 
 
 @asynccontextmanager
@@ -88,3 +98,21 @@ async def test_fast_head_reply_has_the_length_but_no_body():
     head, _, rest = answer.raw.partition(b"\r\n\r\n")
     assert b"\r\ncontent-length: 10" in head
     assert rest.startswith(b"HTTP/1.1 200") and rest.endswith(b"fast /fast?after")
+
+
+async def test_handler_failure_is_a_500_and_closes():
+    site = Site()
+    async with serving(site) as port:
+        answer = await exchange("127.0.0.1", port, get(b"/raises") + get(b"/other"), idle=0.2)
+    assert [r.status for r in answer.responses] == [500]
+    assert answer.first.header("cache-control") == "no-store" and answer.closed
+
+
+async def test_stream_failing_mid_body_aborts_without_the_last_chunk():
+    site = Site()
+    async with serving(site) as port:
+        answer = await exchange("127.0.0.1", port, get(b"/breaks-mid-body"), idle=0.5)
+    assert answer.closed
+    assert answer.raw.startswith(b"HTTP/1.1 200") and b"first part" in answer.raw
+    assert not answer.raw.endswith(b"0\r\n\r\n")  # never the terminating chunk
+    assert answer.responses == ()  # so no client can take it for a complete response
