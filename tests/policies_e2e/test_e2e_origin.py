@@ -92,12 +92,12 @@ def trickling_origin(gap: float) -> web.Application:
 
 
 async def test_read_timeout_bounds_each_wait_not_the_whole_body(serve_policy: ServePolicy):
-    """Three gaps of 0.15 s under a 300 ms read timeout: slower in total than the timeout, yet
+    """Three gaps of 0.4 s under an 800 ms read timeout: slower in total than the timeout, yet
     the origin never went quiet for that long."""
-    async with serve_app(trickling_origin(0.15)) as url, serve_policy(f"""
+    async with serve_app(trickling_origin(0.4)) as url, serve_policy(f"""
         policies:
           patient:
-            origin: {{url: "{url}", read_timeout: 300ms}}
+            origin: {{url: "{url}", read_timeout: 800ms}}
     """) as edge:
         seen = await edge.get("/trickle")
     assert seen.status == 200 and seen.body == b"x" * 300, seen

@@ -152,11 +152,11 @@ async def test_hit_for_miss_remembers_an_uncacheable_key_for_its_duration(
     async with serve_policy("""
         policies:
           site:
-            ttl: {hit_for_miss: 300ms}
+            ttl: {hit_for_miss: 1s}
     """) as edge:
         first = await edge.get("/mine")
         remembered = await edge.get("/mine")
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(1.1)
         forgotten = await edge.get("/mine")
     assert first.cache_status.fwd == "uri-miss", first
     assert remembered.cache_status.fwd == "bypass", remembered
