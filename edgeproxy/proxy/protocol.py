@@ -156,6 +156,9 @@ def origin_form(method: str, target: str, host: str) -> str:
     A reverse proxy is no forward proxy: an absolute-form target (§3.2.2) is accepted only when
     it names the Host itself, and is then rewritten to origin-form.
     """
+    if "#" in target:
+        # §3.2: no form of request-target has a fragment; the origin would never see it.
+        raise Rejection(400, "request target has a fragment ('#')")
     if target.startswith("/"):
         if target.startswith("//"):
             # A network-path reference: some URL joiners read it as another host.
@@ -169,15 +172,15 @@ def origin_form(method: str, target: str, host: str) -> str:
     if not sep or scheme.lower() not in ("http", "https"):
         raise Rejection(400, "request target must be origin-form ('/path')")
     end = len(rest)
-    for delimiter in "/?#":
+    for delimiter in "/?":
         found = rest.find(delimiter)
         if found != -1:
             end = min(end, found)
     authority, remainder = rest[:end], rest[end:]
     if authority.lower() != host.lower():
         raise Rejection(400, "absolute-form target names another host; this is a reverse proxy, not a forward proxy")
-    remainder = remainder.split("#", 1)[0]
-    return remainder if remainder.startswith("/") else "/" + remainder
+    # The rewritten target gets the origin-form checks too ("http://host//other" is refused).
+    return origin_form(method, remainder if remainder.startswith("/") else "/" + remainder, host)
 
 
 def body_length(watched: list[tuple[bytes, bytes]], http10: bool) -> tuple[int | None, bool]:
