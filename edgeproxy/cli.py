@@ -64,6 +64,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="bearer token for the admin API (or EDGEPROXY_ADMIN_TOKEN)")
     p.add_argument("--models", type=Path, default=_env("models"),
                    help="directory of ranking models (default: the bundled demo model)")
+    p.add_argument("--events", type=Path, default=_env("events"),
+                   help="impression/click log without Redis (default ./edgeproxy-events.jsonl; with Redis: a stream)")
     p.add_argument("--access-log", default=_env("access_log"),
                    help="write one JSON line per request to this file ('-' for stdout; default: none)")
     p.add_argument("--access-log-sample", type=float, default=float(_env("access_log_sample", "1.0") or 1.0),
@@ -89,7 +91,8 @@ def _serve(args: argparse.Namespace) -> int:
     admin = args.admin if isinstance(args.admin, tuple) or args.admin is None else split_listen(args.admin)
     config = ProxyConfig(origin=args.origin, host=host, port=port, cache_size=size,
                          policies=args.policies, redis=args.redis, admin=admin, admin_token=args.admin_token,
-                         access_log=args.access_log, access_log_sample=args.access_log_sample)
+                         access_log=args.access_log, access_log_sample=args.access_log_sample,
+                         models=args.models, **({"events_path": args.events} if args.events else {}))
     return serve(config, workers=args.workers)
 
 

@@ -46,7 +46,7 @@ PURGE_STATUS = {PurgeOutcome.FLEET: 200, PurgeOutcome.LOCAL: 200, PurgeOutcome.L
 RELOAD_STATUS = {ReloadOutcome.RELOADED: 200, ReloadOutcome.UNCHANGED: 200, ReloadOutcome.REJECTED: 422}
 MODEL_STATUS = {
     ModelOutcome.APPLIED: 200, ModelOutcome.UNKNOWN_MODEL: 404,
-    ModelOutcome.UNKNOWN_VERSION: 404, ModelOutcome.REJECTED: 409,
+    ModelOutcome.UNKNOWN_VERSION: 404, ModelOutcome.REJECTED: 409, ModelOutcome.UNAVAILABLE: 503,
 }
 HEALTH_STATUS = {HealthState.OK: 200, HealthState.DEGRADED: 200, HealthState.FAILING: 503}
 """DEGRADED stays 200: with Redis down the proxy still serves (L1 + origin), and a 503 would make

@@ -118,6 +118,8 @@ class ModelOutcome(enum.Enum):
     UNKNOWN_VERSION = "unknown-version"
     REJECTED = "rejected"
     """Valid request the registry refused (e.g. nothing to roll back to)."""
+    UNAVAILABLE = "unavailable"
+    """The registry's backend (Redis) did not answer; nothing changed, retry later."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -318,15 +318,19 @@ def _lifetime(
     resp: ResponseHead, cc: Directives, rules: CacheRules, targeted: bool, response_time: float
 ) -> tuple[float, bool] | NoStore:
     """The freshness lifetime to store with (and whether it is heuristic), policy applied."""
-    if rules.force_ttl is not None:
-        return rules.force_ttl, False
     origin, heuristic = freshness_lifetime(resp, cc, response_time, use_expires=not targeted)
     is_error = resp.status >= 400
-    if is_error and resp.status in rules.negative_ttl and (origin is None or heuristic):
+    if is_error and resp.status in rules.negative_ttl and (rules.force_ttl is not None or origin is None or heuristic):
         return _clamp_max(rules.negative_ttl[resp.status], rules), False
     provokable = resp.status in POISONABLE or resp.status >= 500
     if provokable and not rules.cache_errors and resp.status not in rules.negative_ttl:
         return NoStore(NoCacheReason.STATUS)  # against poisoning: errors only where a policy opts in
+    if rules.force_ttl is not None:
+        # Forced TTLs apply to errors only where the operator opted in (cache_errors) above.
+        return rules.force_ttl, False
+    if provokable and (origin is None or heuristic):
+        # cache_errors stores provokable errors that carry explicit freshness, never guessed ones.
+        return NoStore(NoCacheReason.NO_FRESHNESS)
     if rules.default_ttl is not None and (origin is None or heuristic) and _heuristic_allowed(resp, cc):
         # The operator's default replaces the §4.2.2 heuristic; it is a heuristic all the same.
         return _clamp_max(rules.default_ttl, rules), True

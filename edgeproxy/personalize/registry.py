@@ -334,7 +334,12 @@ async def promote(backend: RegistryBackend, name: str, version: int) -> RolloutS
 
 
 async def rollback(backend: RegistryBackend, name: str) -> RolloutState:
+    """Abort a running canary first; without one, return to the previous current version."""
     state = await backend.state(name)
+    if state.canary is not None:
+        new = replace(state, canary=None, canary_share=0.0)
+        await backend.set_state(name, new)
+        return new
     if not state.history:
         raise RegistryError(f"{name} has no previous version to roll back to (current: v{state.current})")
     new = replace(state, current=state.history[-1], history=state.history[:-1], canary=None, canary_share=0.0)

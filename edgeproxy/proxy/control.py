@@ -25,9 +25,10 @@ from edgeproxy.admin.control import (
     ReloadResult,
 )
 from edgeproxy.admin.stats import LiveStats
-from edgeproxy.cache.bans import Ban, BanList
+from edgeproxy.cache.bans import Ban, BanList, normalize_purge_target
 from edgeproxy.metrics import ProxyMetrics
 from edgeproxy.policies.reload import PolicyHolder
+from edgeproxy.proxy.edge import keyed_url
 from edgeproxy.policies.reload import ReloadOutcome as PolicyReloadOutcome
 
 log = logging.getLogger("edgeproxy.control")
@@ -80,16 +81,19 @@ class EdgeControl:
                 self._metrics.purges[kind, mode].inc(count)
 
     async def purge(self, request: PurgeRequest) -> PurgeResult:
+        # A URL purge also names the URL as its policy keys it (sorted query, tracking params
+        # stripped…), which is what stored entries carry.
+        keyed = [keyed_url(self.policies.current, normalize_purge_target(url)) for url in request.urls]
         ban = Ban.create(
             self._clock(),
-            urls=request.urls,
+            urls=[*request.urls, *keyed],
             prefixes=request.prefixes,
             tags=request.tags,
             everything=request.all,
             soft=request.soft,
         )
         self.apply_ban(ban)
-        selectors = len(ban.urls) + len(ban.prefixes) + len(ban.tags) + int(ban.everything)
+        selectors = len(request.urls) + len(ban.prefixes) + len(ban.tags) + int(ban.everything)
         outcome, detail = PurgeOutcome.LOCAL, "no Redis configured: this process is the whole fleet"
         if self._publish is not None:
             try:

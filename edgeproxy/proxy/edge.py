@@ -24,6 +24,7 @@ from edgeproxy.cache.status import CacheStatus
 from edgeproxy.cache.vary import selecting_headers, vary_names
 from edgeproxy.policies.builtin import bypass_reason
 from edgeproxy.policies.keying import RequestKey, request_key
+from edgeproxy.policies.match import PolicySet
 from edgeproxy.policies.model import OriginSettings, PersonalizeSettings, Policy
 from edgeproxy.proxy import hdrs
 from edgeproxy.proxy.collapse import Collapser, Failed, Filled, Lead, Uncacheable
@@ -50,6 +51,14 @@ FLEET_WAIT = 2.0
 NOT_MODIFIED_FIELDS = frozenset(
     {"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"}
 )
+
+
+def keyed_url(policies: PolicySet, url: str) -> str:
+    """``host/path?query`` of ``url`` as the policy matching it keys it (sorted, stripped…): what
+    stored entries carry in ``CacheEntry.url``, so purges and invalidations find them."""
+    host, slash, target = url.partition("/")
+    head = RequestHead("GET", host, slash + target)
+    return request_key(policies.match(host, "GET", head.path), head).url
 
 
 class Edge:
@@ -139,14 +148,21 @@ class Edge:
             self.store.l1.put_nowait(key_hash(entry.key), entry, max(0.0, spec.storage_ttl(entry, now)))  # type: ignore[attr-defined]
         ranked = await self.personalize.rank(req, entry, settings, now)
         if ranked is None:
+            # Nothing to rank: the shared representation goes out, and the client's own
+            # validators (set aside for the ranked case) are answered against it.
+            if spec.client_not_modified(req, entry):
+                kept = [(k, v) for k, v in reply.headers if k in NOT_MODIFIED_FIELDS or k in ("age", "via", "cache-status")]
+                return replace(reply, status=304, headers=kept, body=b"")
             return reply
         body, extra_headers, detail, elapsed = ranked
         status = replace(reply.cache_status, detail=f"{reply.cache_status.detail or reply.phase.value} {detail}")
         ttl = int(reply.ttl) if reply.ttl is not None and reply.ttl > 0 else 0
         # Never stored downstream as shared: this copy is for one user (issue: personalization).
         cache_control = f"private, max-age={ttl}" if ttl else "private, no-cache"
-        headers = [(k, v) for k, v in reply.headers if k not in BASE_ONLY_FIELDS and k != "cache-status"]
-        headers += [*extra_headers, ("cache-control", cache_control), ("cache-status", status.render())]
+        headers = [(k, v) for k, v in reply.headers if k not in BASE_ONLY_FIELDS and k not in ("cache-status", "vary")]
+        # RFC 9110 §12.5.5: this copy was selected by who the user is.
+        vary = ", ".join(filter(None, (reply.entry.header("vary"), "cookie", settings.user_header)))
+        headers += [*extra_headers, ("cache-control", cache_control), ("vary", vary), ("cache-status", status.render())]
         etag = extra_headers[0][1]
         if etag_listed(req.header("if-none-match"), etag):
             kept = [(k, v) for k, v in headers if k in NOT_MODIFIED_FIELDS or k in ("age", "via", "cache-status")]
@@ -409,10 +425,12 @@ class Edge:
         )
 
     def _invalidate(self, req: RequestHead, head: ResponseHead) -> None:
-        """RFC 9111 §4.4: unsafe methods invalidate what they (may have) changed, in this process."""
+        """RFC 9111 §4.4: unsafe methods invalidate what they (may have) changed, in this process:
+        each target URI as sent and as the matching policy keys it."""
         targets = spec.invalidation_targets(req, head, req.host.lower())
         if targets:
-            self.bans.add(Ban.create(self.clock(), urls=targets))
+            keyed = [keyed_url(self._policies(), target) for target in targets]  # type: ignore[arg-type]
+            self.bans.add(Ban.create(self.clock(), urls=[*targets, *keyed]))
 
     # ------------------------------------------------------------ background refresh
 

@@ -15,11 +15,12 @@ from edgeproxy.storage.breaker import BreakerState
 from edgeproxy.storage.bus import FleetBus, Message, OwnMessages
 from edgeproxy.storage.locks import FillLock
 from edgeproxy.storage.redis import RedisStore
-from edgeproxy.storage.redisconn import connect_subscriber
+from edgeproxy.storage.redisconn import connect, connect_subscriber
 
 log = logging.getLogger("edgeproxy.fleet")
 
 FILL_LOCK_TIMEOUT = 0.1
+BUS_TIMEOUT = 0.5
 BUS_LOG_SIZE = 10_000
 """Bus messages kept for processes that start or reconnect later."""
 
@@ -29,12 +30,16 @@ class FleetLink:
         self.store = RedisStore(url, namespace=namespace)
         # Bans must outlive every object they may apply to, or a process starting later could
         # serve a purged object from L2: the bus log lives as long as objects may.
+        # The bus (admin path: publish, log replay) gets its own client with a bus-sized timeout;
+        # the data-path client's 25 ms would turn a slow-but-up Redis into failed purges.
+        self._bus_client = connect(url, timeout=BUS_TIMEOUT)
         self.bus = FleetBus(
-            self.store.client,
+            self._bus_client,
             namespace,
             subscriber=connect_subscriber(url, timeout=0.5),
             log_size=BUS_LOG_SIZE,
             log_ttl=max_object_lifetime,
+            timeout=BUS_TIMEOUT,
         )
         # A longer bound than cache reads: a client-side timeout after the server took the lock
         # would leave every process waiting on a lock nobody fills.
@@ -82,3 +87,4 @@ class FleetLink:
 
     async def close(self) -> None:
         await self.bus.close()
+        await self._bus_client.aclose()

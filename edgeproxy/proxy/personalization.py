@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 import xxhash
+from redis.exceptions import RedisError
 
 from edgeproxy.admin.control import ModelAction, ModelCommand, ModelOutcome, ModelResult
 from edgeproxy.cache.entry import CacheEntry
@@ -95,6 +96,7 @@ class PersonalizeStage:
         headers = [("etag", f'W/"p{xxhash.xxh3_64_hexdigest(result.body)}"')]
         if result.impression_id:
             headers.append(("x-edge-impression", result.impression_id))
+            self.metrics.feedback["impression"].inc()
         return result.body, headers, f"{result.outcome.value} model={model}", result.elapsed
 
     async def feedback(self, body: bytes, client: str, now: float) -> tuple[int, str]:
@@ -124,6 +126,15 @@ class PersonalizeStage:
 
     async def model_command(self, command: ModelCommand, announce: Any = None) -> ModelResult:
         """Admin model rollout: change the stored rollout state, swap here, tell the fleet."""
+        try:
+            return await self._model_command(command, announce)
+        except (RedisError, OSError) as exc:
+            return ModelResult(
+                ModelOutcome.UNAVAILABLE,
+                detail=f"the model registry (Redis) is unreachable: {exc}; the rollout was not changed, retry when Redis is back",
+            )
+
+    async def _model_command(self, command: ModelCommand, announce: Any) -> ModelResult:
         registry = self.personalizer.registry
         try:
             if command.action is ModelAction.ROLLBACK:
@@ -167,4 +178,8 @@ class PersonalizeStage:
                 self.metrics.set_model_version(name, f"v{live.current.meta.version}")
 
     async def close(self) -> None:
-        await asyncio.shield(self.personalizer.flush_events())
+        """Flush the event log; it is best effort, so a dead Redis loses the batch (logged)."""
+        try:
+            await asyncio.shield(self.personalizer.flush_events())
+        except (RedisError, OSError) as exc:
+            log.warning("impressions/clicks not flushed at shutdown (event log unreachable): %s", exc)

@@ -111,6 +111,7 @@ class ProxyRuntime:
         self.access_log = AccessLog(config.access_log, config.access_log_sample) if config.access_log else None
         self.personalize: PersonalizeStage | None = None
         self._personalizer_lock = asyncio.Lock()
+        self._personalize_redis: Redis | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.control = EdgeControl(
             bans=self.bans,
@@ -196,6 +197,7 @@ class ProxyRuntime:
     async def _open_personalizer(self) -> None:
         """Load (and child-validate) the ranking models; until this ends lists go out unranked."""
         redis = Redis.from_url(self.config.redis, socket_timeout=2.0) if self.config.redis else None
+        self._personalize_redis = redis
         profiles = World().profiles if self.config.demo_profiles else {}
         personalizer = await open_personalizer(PersonalizeConfig(
             models_dir=self.config.models, redis=redis, events_path=self.config.events_path, seed_profiles=profiles))
@@ -292,6 +294,8 @@ class ProxyRuntime:
             await self.bus.close()
         if self.personalize is not None:
             await self.personalize.close()
+        if self._personalize_redis is not None:
+            await self._personalize_redis.aclose()
         await self.edge.store.close()
         if self.access_log is not None:
             await self.access_log.close()

@@ -59,12 +59,12 @@ class UpstreamResponse:
         try:
             async for chunk in self._response.content.iter_chunked(size):
                 yield chunk
+        except TimeoutError as exc:  # first: aiohttp's ServerTimeoutError is a ClientError too
+            raise UpstreamError(UpstreamFailure.TIMEOUT, "read timed out mid-body") from exc
         except aiohttp.ClientPayloadError as exc:
             raise UpstreamError(UpstreamFailure.TRUNCATED, str(exc)) from exc
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise UpstreamError(UpstreamFailure.RESET, str(exc)) from exc
-        except TimeoutError as exc:
-            raise UpstreamError(UpstreamFailure.TIMEOUT, "read timed out mid-body") from exc
         finally:
             self._response.release()
 

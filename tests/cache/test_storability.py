@@ -23,10 +23,17 @@ def test_methods(method: str, reason: NoCacheReason | None) -> None:
     assert decision == spec.NoStore(reason) if reason else isinstance(decision, spec.Store)
 
 
-@pytest.mark.parametrize("status", [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501])
+@pytest.mark.parametrize("status", [200, 203, 204, 300, 301, 308, 404, 405, 410, 414])
 def test_heuristically_cacheable_status_stored_without_explicit_freshness(status: int) -> None:
     rules = CacheRules(cache_errors=True)
     assert isinstance(decide(make_response(status, last_modified=http_date(-1000)), rules=rules), spec.Store)
+
+
+def test_a_provokable_error_is_never_stored_by_a_guessed_lifetime_even_with_cache_errors() -> None:
+    # 501 is heuristically cacheable in RFC 9110, but a 5xx is stored only by explicit freshness.
+    rules = CacheRules(cache_errors=True, default_ttl=60)
+    assert isinstance(decide(make_response(501, last_modified=http_date(-1000)), rules=rules), spec.NoStore)
+    assert isinstance(decide(make_response(501, max_age=60), rules=rules), spec.Store)
 
 
 @pytest.mark.parametrize("status", [201, 202, 302, 303, 307, 403, 500, 502, 503, 504, 599])
