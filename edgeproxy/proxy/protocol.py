@@ -21,7 +21,7 @@ from typing import cast
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from edgeproxy.cache.message import RequestHead
-from edgeproxy.proxy.edge import Incoming, Reply
+from edgeproxy.proxy.reply import Incoming, Reply
 from edgeproxy.proxy.server import Framing, ServerContext, declared_length, error_head, render_head, server_timing
 from edgeproxy.proxy.upstream import UpstreamError
 

@@ -17,7 +17,7 @@ from enum import Enum
 from http import HTTPStatus
 from typing import Protocol
 
-from edgeproxy.proxy.edge import Incoming, Reply
+from edgeproxy.proxy.reply import Incoming, Reply
 
 log = logging.getLogger("edgeproxy.server")
 

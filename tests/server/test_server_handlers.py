@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from edgeproxy.cache.phases import CachePhase
-from edgeproxy.proxy.edge import Incoming, Reply
 from edgeproxy.proxy.protocol import EdgeProtocol
+from edgeproxy.proxy.reply import Incoming, Reply
 from edgeproxy.proxy.server import ServerContext
 from tests.support.rawhttp import exchange
 
