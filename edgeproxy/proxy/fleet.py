@@ -62,8 +62,10 @@ class FleetLink:
         that starts or reconnects later still applies every ban; nothing published in between
         is lost."""
         self._on_gap = on_gap
-        # Open a first connection now, so the first burst of traffic does not pay for it.
+        # Open a first connection and load the lock scripts now, so the first burst of misses
+        # does not pay connection setup and NOSCRIPT round trips inside its short bounds.
         await self.store.ping()
+        await self.fill_lock.warm_up()
         await self.bus.subscribe(self._dispatch, on_gap=self._gap, own=OwnMessages.IGNORE, since_generation=0)
 
     async def _gap(self) -> None:

@@ -33,12 +33,16 @@ from edgeproxy.storage.redisconn import BACKEND_ERRORS, RedisClient
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] generation counter, KEYS[2] log list (one hash slot); ARGV[1] message JSON,
-# ARGV[2] channel, ARGV[3] log length cap, ARGV[4] log TTL ms. Atomic: generations reach
-# the channel and the log in the order they were drawn.
+# KEYS[1] generation counter, KEYS[2] log list, KEYS[3] epoch (one hash slot); ARGV[1]
+# message JSON, ARGV[2] channel, ARGV[3] log length cap, ARGV[4] log TTL ms, ARGV[5] a fresh
+# epoch id. Atomic: generations reach the channel and the log in the order they were drawn.
+# The epoch names the history: a Redis that lost its data starts a new one, so a generation
+# number seen before the loss is never mistaken for one of the new history.
 _PUBLISH = """
+redis.call('set', KEYS[3], ARGV[5], 'NX')
+local epoch = redis.call('get', KEYS[3])
 local generation = redis.call('incr', KEYS[1])
-local wire = generation .. ' ' .. ARGV[1]
+local wire = generation .. ' ' .. epoch .. ' ' .. ARGV[1]
 redis.call('rpush', KEYS[2], wire)
 redis.call('ltrim', KEYS[2], -tonumber(ARGV[3]), -1)
 redis.call('pexpire', KEYS[2], ARGV[4])
@@ -74,6 +78,8 @@ class Message:
     """The publishing bus's ``sender_id``."""
     payload: dict[str, Any]
     sent_at: float
+    epoch: str = ""
+    """The history this generation belongs to (new after Redis lost its data)."""
 
 
 Handler = Callable[[Message], Awaitable[None] | None]
@@ -86,9 +92,11 @@ LISTEN_POLL = 1.0
 
 
 def _decode(wire: bytes) -> Message:
-    generation, _, body = wire.partition(b" ")
+    generation, epoch, body = wire.split(b" ", 2)
     data = json.loads(body)
-    return Message(int(generation), data["kind"], data["sender"], data["payload"], data["sent_at"])
+    return Message(
+        int(generation), data["kind"], data["sender"], data["payload"], data["sent_at"], epoch.decode("ascii")
+    )
 
 
 async def _call(callback: Callable[..., Awaitable[None] | None], *args: Any) -> None:
@@ -127,11 +135,14 @@ class FleetBus:
         self._clock = clock
         tag = f"{{{namespace}:bus}}"  # one Redis Cluster hash slot for counter and log
         self._generation_key = f"{tag}:generation"
+        self._epoch_key = f"{tag}:epoch"
         self._log_key = f"{tag}:log"
         self.channel = f"{namespace}:bus"
         self._publish = client.register_script(_PUBLISH)  # type: ignore[misc]  # RedisCluster has it too
         self.generation = 0
         """Last generation this subscriber handled (or skipped as its own)."""
+        self.epoch = ""
+        """The history ``generation`` counts in."""
         self.counts: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -142,8 +153,8 @@ class FleetBus:
         try:
             async with asyncio.timeout(self._timeout):
                 generation = await self._publish(
-                    keys=[self._generation_key, self._log_key],
-                    args=[body, self.channel, self._log_size, self._log_ttl_ms],
+                    keys=[self._generation_key, self._log_key, self._epoch_key],
+                    args=[body, self.channel, self._log_size, self._log_ttl_ms, uuid.uuid4().hex],
                 )
         except BACKEND_ERRORS as exc:
             raise BusUnavailable(f"could not publish {kind!r} on the fleet bus: {exc!r}") from exc
@@ -226,13 +237,14 @@ class FleetBus:
             try:
                 async with asyncio.timeout(self._timeout):
                     await pubsub.subscribe(self.channel)
-                    current = int(await self._client.get(self._generation_key) or 0)
+                    current, epoch = await self._position()
                 if first:
                     first = False
                     self.generation = current if since is None else since
-                    await self._catch_up(current, handler, on_gap, own, gap=False)
+                    self.epoch = epoch
+                    await self._catch_up(current, epoch, handler, on_gap, own, gap=False)
                 else:
-                    await self._catch_up(current, handler, on_gap, own, gap=True)
+                    await self._catch_up(current, epoch, handler, on_gap, own, gap=True)
                 self._connected.set()
                 backoff = RECONNECT_MIN
                 await self._receive(pubsub, handler, on_gap, own)
@@ -256,23 +268,31 @@ class FleetBus:
             message = self._parse(raw["data"])
             if message is None:
                 continue
-            if message.generation > self.generation + 1:
-                # A jump in the live stream: pub/sub dropped something; the log has it.
-                async with asyncio.timeout(self._timeout):
-                    current = int(await self._client.get(self._generation_key) or 0)
-                await self._catch_up(max(current, message.generation), handler, on_gap, own, gap=True)
+            if message.generation > self.generation + 1 or (self.epoch and message.epoch != self.epoch):
+                # A jump in the live stream (pub/sub dropped something; the log has it), or a
+                # new history: catch up from the log.
+                current, epoch = await self._position()
+                await self._catch_up(max(current, message.generation), epoch or message.epoch, handler, on_gap, own, gap=True)
             elif message.generation == self.generation + 1:
                 await self._deliver(message, handler, own)
 
+    async def _position(self) -> tuple[int, str]:
+        """The current generation and epoch in Redis (0 and "" before any publish)."""
+        async with asyncio.timeout(self._timeout):
+            generation, epoch = await self._client.mget(self._generation_key, self._epoch_key)  # type: ignore[misc]
+        return int(generation or 0), (epoch or b"").decode("ascii")
+
     async def _catch_up(
-        self, current: int, handler: Handler, on_gap: GapHandler | None, own: OwnMessages, *, gap: bool
+        self, current: int, epoch: str, handler: Handler, on_gap: GapHandler | None, own: OwnMessages, *, gap: bool
     ) -> None:
         """Handle what was published while we were not listening; for a ``gap`` (not the start
         of the subscription) tell ``on_gap`` first."""
-        lost = current < self.generation
+        lost = current < self.generation or bool(self.epoch and epoch and epoch != self.epoch)
+        if epoch:
+            self.epoch = epoch
         if lost:
-            # The counter went backwards: Redis lost its data (restart without persistence),
-            # so nothing tells us what we missed; start over from its new history.
+            # A new history (epoch changed, or the counter went backwards): Redis lost its
+            # data (restart without persistence); start over from the new history's log.
             self.generation = 0
         elif current == self.generation:
             return
@@ -289,6 +309,7 @@ class FleetBus:
 
     async def _deliver(self, message: Message, handler: Handler, own: OwnMessages) -> None:
         self.generation = message.generation
+        self.epoch = message.epoch or self.epoch
         if own is OwnMessages.IGNORE and message.sender == self.sender_id:
             return
         self.counts["received"] += 1

@@ -69,6 +69,16 @@ class FillLock:
             return None
         return int(token) if token is not None else None
 
+    async def warm_up(self) -> None:
+        """Load both scripts into Redis ahead of the first request (errors ignored: the first
+        real call then loads them itself)."""
+        try:
+            async with asyncio.timeout(1.0):
+                for script in (self._acquire, self._release):
+                    await self._client.script_load(script.script)
+        except BACKEND_ERRORS as exc:
+            log.debug("fill lock warm-up failed: %r", exc)
+
     async def release(self, key: bytes, token: int) -> bool:
         """True when this token still held the lock and it is now released; False when it had
         expired, someone else holds it, or Redis did not answer (the TTL then frees it)."""
