@@ -203,3 +203,26 @@ async def test_purging_a_url_as_clients_request_it_purges_the_entry_it_was_keyed
         after = await edge.get(target, host="shop.example")
     assert purged.status == 200, purged
     assert not after.cache_status.hit, f"purging {target} left the stored entry in place: {after}"
+
+
+async def test_an_unsafe_request_invalidates_under_the_host_spelling_it_was_keyed_with(serve_policy: ServePolicy):
+    async with serve_policy(key_policy("{lowercase_host: false}")) as edge:
+        await edge.get("/list", host="Shop.Example")
+        assert (await edge.get("/list", host="Shop.Example")).cache_status.hit
+        await edge.client.request("POST", "/list", headers={"Host": "Shop.Example"}, data=b"add=1")
+        after = await edge.get("/list", host="Shop.Example")
+    assert not after.cache_status.hit, after
+
+
+async def test_a_location_an_unsafe_request_names_is_invalidated_under_its_normalized_key(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin
+):
+    """RFC 9111 §4.4: the Location of a successful POST is invalidated too (same authority)."""
+    origin.set("/cart", status=303, headers={"Location": "/list?b=2&a=1"}, body="see the list")
+    async with serve_policy(key_policy("{sort_query: true}")) as edge:
+        await edge.get("/list?b=2&a=1")
+        assert (await edge.get("/list?a=1&b=2")).cache_status.hit
+        posted = await edge.client.request("POST", "/cart", data=b"add=1")
+        after = await edge.get("/list?b=2&a=1")
+    assert posted.status == 303
+    assert not after.cache_status.hit, after
