@@ -1,10 +1,11 @@
-"""Fuzzing the request → key path (``edgeproxy.policies.keying.request_key``), the code every
-untrusted request goes through before the cache is consulted.
+"""Fuzzing the request → key path: the server layer's target check (``origin_form``) and
+``request_key``, the code every untrusted request goes through before the cache is consulted.
 
 For any target, header list and key policy: keying never raises, the key text decodes back to
 exactly the parts it was built from (so two different part lists can never share a text), and
-the origin is asked for exactly the keyed target, whose path is the request's path byte-exact.
-Cache-Control and HTTP-date parsing are fuzzed in tests/cache (same ``fuzz`` marker).
+the origin is asked for exactly the keyed target, whose path is the request's path byte-exact;
+a target the server layer rewrites (absolute-form) meets the same checks as one sent as is.
+Cache-Control, HTTP-date and Vary parsing are fuzzed in tests/cache (same ``fuzz`` marker).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ wire_targets = (
 def test_the_url_the_upstream_client_sends_is_the_keyed_target(key: KeySettings, target: str) -> None:
     # Only what the server layer accepts (``origin_form``) is ever keyed. Upstream.send builds
     # ``URL(origin + target, encoded=True)``; whatever that URL puts on the wire must be the keyed
-    # target, or the key names something the origin never answered (H8: "/#" is accepted today).
+    # target, or the key names something the origin never answered (how H8, "/#", was found).
     try:
         accepted = origin_form("GET", target, "shop.example")
     except Rejection:
@@ -133,7 +134,8 @@ def test_the_url_the_upstream_client_sends_is_the_keyed_target(key: KeySettings,
 @given(method=st.sampled_from(["GET", "OPTIONS"]), target=wire_targets | st.sampled_from(["*", "HTTP://shop.example"]))
 def test_a_target_the_server_layer_rewrites_passes_its_own_checks_unchanged(method: str, target: str) -> None:
     # ``origin_form`` turns absolute-form into origin-form; what it hands on must be a target the
-    # origin-form rules accept as it is, or one spelling dodges a rule the other meets (H9: "//").
+    # origin-form rules accept as it is, or one spelling dodges a rule the other meets (how H9,
+    # "http://host//", was found).
     try:
         accepted = origin_form(method, target, "shop.example")
     except Rejection:
