@@ -28,7 +28,9 @@ ADMIN_TOKEN = "t"
 POLICY_FILE = "site.yaml"
 EDGEPROXY = Path(sys.executable).with_name("edgeproxy")
 """The installed command, as an operator runs it."""
-PROBLEM_LINE = re.compile(r"^(?P<file>\S+\.yaml):(?P<line>\d+): policy '(?P<policy>[^']+)': (?P<field>\S+): (?P<reason>.+)$")
+PROBLEM_LINE = re.compile(
+    r"^(?P<file>\S+\.yaml):(?P<line>\d+): policy '(?P<policy>[^']+)': (?P<field>\S+): (?P<reason>.+)$"
+)
 """One policy problem as `policy check`, serve and the admin API report it."""
 
 

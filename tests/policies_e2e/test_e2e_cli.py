@@ -22,7 +22,8 @@ def broken(tmp_path: Path) -> Path:
     """Two files with one problem of each kind an operator makes, at known lines."""
     folder = tmp_path / "broken"
     folder.mkdir()
-    (folder / "a.yaml").write_text(policy_text("""
+    (folder / "a.yaml").write_text(
+        policy_text("""
         policies:
           api:
             priority: 10
@@ -35,15 +36,20 @@ def broken(tmp_path: Path) -> Path:
           admin:
             bypass:
               skip_rules: [req_method]
-    """), encoding="utf-8")
-    (folder / "b.yaml").write_text(policy_text("""
+    """),
+        encoding="utf-8",
+    )
+    (folder / "b.yaml").write_text(
+        policy_text("""
         policies:
           sized:
             store:
               max_object_size: lots
             origin:
               url: ftp://example.com
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -51,18 +57,24 @@ def broken(tmp_path: Path) -> Path:
 def tied(tmp_path: Path) -> Path:
     folder = tmp_path / "tied"
     folder.mkdir()
-    (folder / "a.yaml").write_text(policy_text("""
+    (folder / "a.yaml").write_text(
+        policy_text("""
         policies:
           api:
             priority: 10
             match: {paths: ["/api/*"]}
-    """), encoding="utf-8")
-    (folder / "b.yaml").write_text(policy_text("""
+    """),
+        encoding="utf-8",
+    )
+    (folder / "b.yaml").write_text(
+        policy_text("""
         policies:
           v1:
             priority: 10
             match: {paths: ["/api/v1/*"]}
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -110,7 +122,9 @@ def test_explain_shows_policy_key_upstream_and_personalization_for_a_shipped_rou
 
 
 def test_explain_names_the_rule_that_passes_a_request():
-    result = edgeproxy("policy", "explain", "--policies", SHIPPED, "--cookie", "preview=1", "http://shop.example/items/3")
+    result = edgeproxy(
+        "policy", "explain", "--policies", SHIPPED, "--cookie", "preview=1", "http://shop.example/items/3"
+    )
     assert result.returncode == 0, result.stderr
     assert re.search(r"^bypass\s+yes, req_bypass_cookie: ", result.stdout, re.M), result.stdout
 

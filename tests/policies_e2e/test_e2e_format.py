@@ -62,7 +62,9 @@ async def test_null_means_the_documented_default(serve_policy: ServePolicy, orig
     assert lowercased.cache_status.hit, "lowercase_host defaults to true"
 
 
-async def test_sizes_are_binary_multiples_and_the_cap_is_inclusive(serve_policy: ServePolicy, origin: ProgrammableOrigin):
+async def test_sizes_are_binary_multiples_and_the_cap_is_inclusive(
+    serve_policy: ServePolicy, origin: ProgrammableOrigin
+):
     origin.set("/exact", headers={"Cache-Control": "max-age=60"}, body=b"e" * 1024)
     origin.set("/over", headers={"Cache-Control": "max-age=60"}, body=b"o" * 1025)
     async with serve_policy("""

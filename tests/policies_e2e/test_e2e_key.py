@@ -23,7 +23,9 @@ def programmed(origin: ProgrammableOrigin) -> None:
     origin.set("/list", headers={"Cache-Control": "max-age=60"}, body="list")
 
 
-async def second_is_hit(edge: PolicyEdge, first: str, second: str, *, headers: tuple[HeaderInput, HeaderInput] = ((), ())) -> bool:
+async def second_is_hit(
+    edge: PolicyEdge, first: str, second: str, *, headers: tuple[HeaderInput, HeaderInput] = ((), ())
+) -> bool:
     """Fill with ``first``, then tell whether ``second`` is answered from that entry."""
     filled = await edge.get(first, headers=headers[0])
     assert filled.status == 200, filled
@@ -117,9 +119,7 @@ async def test_unkeyed_poisoning_header_never_reaches_the_origin(serve_policy: S
     assert "X-Forwarded-Host" not in origin.last("/list").headers
 
 
-async def test_cookies_in_key_separate_by_value_and_other_cookies_do_not_matter(
-    serve_policy: ServePolicy, origin: ProgrammableOrigin
-):
+async def test_cookies_in_key_separate_by_value_and_other_cookies_do_not_matter(serve_policy: ServePolicy):
     async with serve_policy(key_policy("{cookies: [currency]}")) as edge:
         eur, usd = {"Cookie": "currency=EUR; session=1"}, {"Cookie": "currency=USD; session=1"}
         eur_other_session = {"Cookie": "session=2; currency=EUR"}
@@ -171,7 +171,7 @@ async def test_different_hosts_never_share_an_entry(serve_policy: ServePolicy):
     ],
 )
 async def test_an_unsafe_request_to_the_same_url_invalidates_the_entry_it_was_keyed_under(
-    serve_policy: ServePolicy, origin: ProgrammableOrigin, key: str, target: str
+    serve_policy: ServePolicy, key: str, target: str
 ):
     """RFC 9111 §4.4: a successful POST to a URL invalidates what that URL returns. The stored
     entry sits under the key's normalized URL, so the invalidation must be normalized the same way,

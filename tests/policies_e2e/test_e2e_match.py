@@ -79,9 +79,7 @@ async def test_path_regex(serve_policy: ServePolicy):
         assert (await edge.get("/api/x/y/z")).cache_status.ttl in ttl_near(ORIGIN_TTL)
 
 
-async def test_patterns_see_decoded_unreserved_characters_and_no_dot_segments(
-    serve_policy: ServePolicy, origin: ProgrammableOrigin
-):
+async def test_patterns_see_decoded_unreserved_characters_and_no_dot_segments(serve_policy: ServePolicy):
     async with serve_policy("""
         policies:
           admin:
@@ -99,13 +97,16 @@ async def test_methods_route_only_the_listed_methods_to_the_policy(
 ):
     forms = ProgrammableOrigin()
     forms.set("/form", body="origin-b")
-    async with serve_app(forms.app()) as forms_url, serve_policy(f"""
+    async with (
+        serve_app(forms.app()) as forms_url,
+        serve_policy(f"""
         policies:
           posts:
             priority: 10
             match: {{paths: ["/form"], methods: [POST]}}
             origin: {{url: "{forms_url}"}}
-    """) as edge:
+    """) as edge,
+    ):
         posted = await edge.client.request("POST", "/form", data=b"x=1")
         fetched = await edge.get("/form")
     assert posted.body == b"origin-b"
@@ -141,13 +142,16 @@ async def test_highest_priority_wins_whatever_the_file_order(serve_policy: Serve
             match: {paths: ["/api/*"]}
             ttl: {force: 200}
     """) as edge:
-        edge.write("""
+        edge.write(
+            """
             policies:
               broadest:
                 priority: 1
                 match: {paths: ["/api/*"]}
                 ttl: {force: 300}
-        """, name="0-first.yaml")
+        """,
+            name="0-first.yaml",
+        )
         assert (await edge.reload()).status == 200
         assert (await edge.get("/api/x/y/z")).cache_status.ttl in ttl_near(200)
         assert (await edge.get("/a")).cache_status.ttl in ttl_near(100)

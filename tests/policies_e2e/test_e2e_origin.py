@@ -17,13 +17,16 @@ async def test_a_policy_origin_receives_its_requests_with_the_target_appended(
     second = ProgrammableOrigin()
     second.set("/media/cat.png", headers={"Cache-Control": "max-age=60"}, body="from second")
     origin.set("/page", headers={"Cache-Control": "max-age=60"}, body="from default")
-    async with serve_app(second.app()) as second_url, serve_policy(f"""
+    async with (
+        serve_app(second.app()) as second_url,
+        serve_policy(f"""
         policies:
           media:
             priority: 10
             match: {{paths: ["/media/*"]}}
             origin: {{url: "{second_url}"}}
-    """) as edge:
+    """) as edge,
+    ):
         media = await edge.get("/media/cat.png?size=2")
         page = await edge.get("/page")
     assert media.body == b"from second" and page.body == b"from default"
@@ -94,22 +97,28 @@ def trickling_origin(gap: float) -> web.Application:
 async def test_read_timeout_bounds_each_wait_not_the_whole_body(serve_policy: ServePolicy):
     """Three gaps of 0.4 s under an 800 ms read timeout: slower in total than the timeout, yet
     the origin never went quiet for that long."""
-    async with serve_app(trickling_origin(0.4)) as url, serve_policy(f"""
+    async with (
+        serve_app(trickling_origin(0.4)) as url,
+        serve_policy(f"""
         policies:
           patient:
             origin: {{url: "{url}", read_timeout: 800ms}}
-    """) as edge:
+    """) as edge,
+    ):
         seen = await edge.get("/trickle")
     assert seen.status == 200 and seen.body == b"x" * 300, seen
 
 
 async def test_a_body_that_stalls_past_read_timeout_is_a_gateway_timeout(serve_policy: ServePolicy):
     """RFC 9110 §15.6.5: the origin did not answer in time, whether the head or the body stalled."""
-    async with serve_app(trickling_origin(0.5)) as url, serve_policy(f"""
+    async with (
+        serve_app(trickling_origin(0.5)) as url,
+        serve_policy(f"""
         policies:
           impatient:
             origin: {{url: "{url}", read_timeout: 200ms}}
-    """) as edge:
+    """) as edge,
+    ):
         seen = await edge.get("/trickle")
     assert seen.status == 504, seen
     assert seen.cache_status.detail == "timeout", seen

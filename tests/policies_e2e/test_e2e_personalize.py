@@ -56,15 +56,16 @@ async def test_a_personalized_route_answers_private_ranked_copies_of_one_cached_
     assert sorted(item_ids(alice.body)) == sorted(item_ids(bob.body))
 
 
-
-
 async def test_personalize_off_serves_the_origins_shared_list(serve_policy: ServePolicy, demo_url: str):
-    async with serve_policy("""
+    async with serve_policy(
+        """
         policies:
           items:
             match: {paths: [/api/items]}
             personalize: off
-    """, origin=demo_url) as edge:
+    """,
+        origin=demo_url,
+    ) as edge:
         first = await edge.get(ITEMS, headers={"Cookie": "uid=u0001"})
         second = await edge.get(ITEMS, headers={"Cookie": "uid=u0002"})
     assert "private" not in first.headers["Cache-Control"], first.headers
@@ -81,12 +82,15 @@ async def origin_order(demo_url: str, target: str) -> list[int]:
 async def test_max_candidates_ranks_only_the_first_items_and_keeps_the_rest_in_origin_order(
     serve_policy: ServePolicy, demo_url: str
 ):
-    async with serve_policy("""
+    async with serve_policy(
+        """
         policies:
           items:
             match: {paths: [/api/items]}
             personalize: {model: demo-ranker, max_candidates: 5, deadline: 1s}
-    """, origin=demo_url) as edge:
+    """,
+        origin=demo_url,
+    ) as edge:
         seen = await edge.get(ITEMS, headers={"x-user-id": "u0001"})
     base = await origin_order(demo_url, ITEMS)
     ranked = item_ids(seen.body)
@@ -98,12 +102,16 @@ async def test_max_candidates_ranks_only_the_first_items_and_keeps_the_rest_in_o
 async def test_user_cookie_and_user_header_name_where_the_user_id_is_read(serve_policy: ServePolicy, demo_url: str):
     """With the demo world's profiles, u0001 has a known taste and is ranked unlike an anonymous
     user; the policy's cookie and header names decide whether the proxy finds that id at all."""
-    async with serve_policy("""
+    async with serve_policy(
+        """
         policies:
           items:
             match: {paths: [/api/items]}
             personalize: {model: demo-ranker, user_cookie: member, user_header: x-member, deadline: 1s}
-    """, origin=demo_url, demo_profiles=True) as edge:
+    """,
+        origin=demo_url,
+        demo_profiles=True,
+    ) as edge:
 
         async def order(headers: dict[str, str]) -> list[int]:
             seen = await edge.get(ITEMS, headers=headers)
@@ -154,12 +162,15 @@ async def test_a_wrong_items_path_serves_the_list_unranked(serve_policy: ServePo
 async def test_personalize_turned_on_by_a_reload_takes_effect(serve_policy: ServePolicy, demo_url: str):
     """A proxy started without any personalized route must rank once a reload adds one: a reload
     that reports "reloaded" and keeps serving the route unranked and shared is a silent no-op."""
-    async with serve_policy("""
+    async with serve_policy(
+        """
         policies:
           items:
             match: {paths: [/api/items]}
             personalize: off
-    """, origin=demo_url) as edge:
+    """,
+        origin=demo_url,
+    ) as edge:
         edge.write(PERSONALIZED)
         answer = await edge.reload()
         seen = await edge.get(ITEMS, headers={"x-user-id": "u0001"})

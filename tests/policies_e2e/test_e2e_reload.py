@@ -77,13 +77,16 @@ async def test_admin_reload_of_an_invalid_file_is_a_422_naming_file_and_line_and
 
 async def test_adding_and_removing_files_is_picked_up_by_reload(serve_policy: ServePolicy):
     async with serve_policy(forced("100")) as edge:
-        edge.write("""
+        edge.write(
+            """
             policies:
               urgent:
                 priority: 10
                 match: {paths: ["/page"]}
                 ttl: {force: 300}
-        """, name="urgent.yaml")
+        """,
+            name="urgent.yaml",
+        )
         assert (await edge.reload()).body["outcome"] == "reloaded"
         assert await fresh_ttl(edge) in ttl_near(300)
         (edge.folder / "urgent.yaml").unlink()
@@ -120,7 +123,7 @@ async def test_the_file_watch_keeps_serving_through_a_broken_save_and_applies_th
         await ttl_becomes(edge, 300)
 
 
-async def test_reload_under_load_fails_no_request(serve_policy: ServePolicy, origin: ProgrammableOrigin):
+async def test_reload_under_load_fails_no_request(serve_policy: ServePolicy):
     """20 clients for ~2 s while the policy flips 10 times between two key and TTL settings."""
     versions = [
         forced("100"),

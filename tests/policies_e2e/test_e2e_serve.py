@@ -70,8 +70,19 @@ async def serving(
     log = policies.parent / f"serve-{port}.log"
     with log.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
-            str(EDGEPROXY), "serve", "--origin", origin, "--listen", f"127.0.0.1:{port}", "--policies", str(policies),
-            "--workers", str(workers), *extra, stdout=subprocess.DEVNULL, stderr=log_file,
+            str(EDGEPROXY),
+            "serve",
+            "--origin",
+            origin,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--policies",
+            str(policies),
+            "--workers",
+            str(workers),
+            *extra,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
         )
     try:
         await wait_listening(port, process)
@@ -114,23 +125,35 @@ async def test_sighup_reloads_a_change_the_file_watch_cannot_see(tmp_path: Path,
 async def test_serve_with_an_invalid_policy_directory_reports_the_problems_and_exits(tmp_path: Path):
     folder = tmp_path / "policies"
     folder.mkdir()
-    (folder / "bad.yaml").write_text(policy_text("""
+    (folder / "bad.yaml").write_text(
+        policy_text("""
         policies:
           items:
             ttl: {force: soon}
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     result = await asyncio.to_thread(
         subprocess.run,
-        [str(EDGEPROXY), "serve", "--origin", "http://127.0.0.1:9", "--listen", f"127.0.0.1:{free_port()}",
-         "--policies", str(folder)],
-        capture_output=True, text=True, timeout=30, check=False,
+        [
+            str(EDGEPROXY),
+            "serve",
+            "--origin",
+            "http://127.0.0.1:9",
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+            "--policies",
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode not in (0, None)
     assert "Traceback" not in result.stderr, f"a crash instead of a report:\n{result.stderr[-600:]}"
     lines = [line for line in result.stderr.splitlines() if PROBLEM_LINE.match(line)]
     assert len(lines) == 1 and "bad.yaml:3: policy 'items': ttl.force:" in lines[0], result.stderr
-
-
 
 
 async def test_an_admin_reload_on_one_worker_reaches_every_worker(tmp_path: Path):
@@ -145,7 +168,9 @@ async def test_an_admin_reload_on_one_worker_reaches_every_worker(tmp_path: Path
     async with serve_demo_origin() as origin, serving(origin, folder, *admin_args, workers=2) as (_, url):
         edit_unseen_by_the_watch(path, forced(200))
         async with aiohttp.ClientSession() as session:
-            async with session.post(f"http://127.0.0.1:{admin}/reload", headers={"Authorization": "Bearer t"}) as answer:
+            async with session.post(
+                f"http://127.0.0.1:{admin}/reload", headers={"Authorization": "Bearer t"}
+            ) as answer:
                 assert answer.status == 200 and (await answer.json())["outcome"] == "reloaded"
         ttls = await fresh_connection_ttls(url, rounds_until=lambda ttls: all(t in ttl_near(200) for t in ttls))
     stale = [ttl for ttl in ttls if ttl not in ttl_near(200)]

@@ -79,7 +79,9 @@ async def test_force_overrides_the_origin_but_never_stores_private_or_no_store(
     """) as edge:
         for path in ("/zero", "/revalidate", "/private", "/no-store"):
             await edge.get(path)
-        zero, revalidate, private, no_store = [await edge.get(p) for p in ("/zero", "/revalidate", "/private", "/no-store")]
+        zero, revalidate, private, no_store = [
+            await edge.get(p) for p in ("/zero", "/revalidate", "/private", "/no-store")
+        ]
     assert zero.cache_status.hit and zero.cache_status.ttl in ttl_near(45), zero
     assert revalidate.cache_status.hit, revalidate
     assert not private.cache_status.hit and not no_store.cache_status.hit
