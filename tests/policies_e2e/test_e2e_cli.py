@@ -139,3 +139,13 @@ def test_explain_of_a_url_that_is_not_absolute_exits_2():
     result = edgeproxy("policy", "explain", "--policies", SHIPPED, "shop.example/items")
     assert result.returncode == 2
     assert "absolute http(s) URL" in result.stderr
+
+
+def test_explain_describes_the_error_rule_the_proxy_applies(tmp_path: Path):
+    """Under the built-in default a 404 with max-age is stored (tests/policies_e2e/test_e2e_ttl.py);
+    only the statuses a client can provoke (400, 403, 413, 429, 431, 5xx) are not. Explain must not
+    tell an operator that errors are simply "not stored"."""
+    result = edgeproxy("policy", "explain", "--policies", tmp_path, "http://shop.example/items/3")
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.strip().startswith("beresp_errors"))
+    assert "5xx" in line and "400" in line, line
