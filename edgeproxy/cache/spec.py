@@ -526,8 +526,10 @@ def client_not_modified(req: RequestHead, entry: CacheEntry) -> bool:
         wanted = _ENTITY_TAG.findall(inm) or [t.strip() for t in inm.split(",")]
         return _weak(etag.strip()) in {_weak(tag) for tag in wanted}
     ims = parse_http_date(req.header("if-modified-since"))
+    if ims is None:
+        return False
     last_modified = parse_http_date(entry.header("last-modified")) or parse_http_date(entry.header("date"))
-    return ims is not None and last_modified is not None and last_modified <= ims
+    return last_modified is not None and last_modified <= ims
 
 
 def _weak(etag: str) -> str:

@@ -144,6 +144,7 @@ class ProxyRuntime:
         self._connections = ConnectionSet(self.config.limits.max_connections)
         context = ServerContext(
             handler=self.edge.handle,
+            fast_path=self.edge.answer_now,
             routes=routes,
             limits=self.config.limits,
             on_reply=Observer(self.metrics, self.stats, self.access_log),
