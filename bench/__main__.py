@@ -25,7 +25,7 @@ from bench.scenarios import SCENARIOS, get_scenario
 
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", required=True, choices=list(SCENARIOS),
-                   help="; ".join(f"{s.name}: {s.summary}" for s in SCENARIOS.values()))
+                   help="; ".join(f"{s.name}: {s.summary}" for s in SCENARIOS.values()).replace("%", "%%"))
     p.add_argument("--duration", type=float, default=20.0, help="seconds of load per leg (default 20)")
     p.add_argument("--connections", type=int, default=64, help="concurrent connections (default 64)")
     p.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
