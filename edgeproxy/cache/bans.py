@@ -32,9 +32,12 @@ def normalize_purge_target(target: str) -> str:
 
 
 def _url_matches(entry_url: str, target: str, prefix: bool) -> bool:
+    slash = entry_url.find("/")
     if target.startswith("/"):
-        slash = entry_url.find("/")
         entry_url = entry_url[slash:] if slash >= 0 else "/"
+    elif slash > 0:
+        # Purge targets carry a lower-cased host; entries keep the host as keyed.
+        entry_url = entry_url[:slash].lower() + entry_url[slash:]
     return entry_url.startswith(target) if prefix else entry_url == target
 
 

@@ -35,4 +35,5 @@ class CacheRules:
     set_cookie: SetCookieMode = "pass"
     """Response with Set-Cookie: ``pass`` = do not store; ``strip`` = remove Set-Cookie and store."""
     cache_errors: bool = False
-    """Store error responses (4xx/5xx) with explicit freshness; off by default against poisoning."""
+    """Store the errors a client can provoke (400, 403, 413, 429, 431, 5xx) when they carry explicit
+    freshness; off by default against poisoning. Other 4xx are stored by their freshness anyway."""

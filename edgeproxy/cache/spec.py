@@ -546,7 +546,9 @@ def invalidation_targets(req: RequestHead, resp: ResponseHead, request_authority
     they have the request's authority: "MUST NOT ... if the origin ... differs"."""
     if req.method in ("GET", "HEAD", "OPTIONS", "TRACE") or not 200 <= resp.status < 400:
         return []
-    authority = request_authority.lower()
+    # The authority is kept as sent (a policy may key it case-sensitively); hosts compare
+    # case-insensitively (RFC 3986 §6.2.2.1).
+    authority = request_authority
     base = f"//{authority}{req.target}"
     targets = [f"{authority}{req.target}"]
     for field in ("location", "content-location"):
@@ -554,7 +556,7 @@ def invalidation_targets(req: RequestHead, resp: ResponseHead, request_authority
         if not value:
             continue
         parts = urlsplit(urljoin(base, value.strip()))
-        if parts.netloc.lower() == authority:
+        if parts.netloc.lower() == authority.lower():
             query = f"?{parts.query}" if parts.query else ""
             targets.append(f"{authority}{parts.path or '/'}{query}")
     return targets

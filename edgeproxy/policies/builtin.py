@@ -64,7 +64,9 @@ def _describe_errors(policy: Policy) -> str:
     negative = _negative_ttls(policy)
     if negative:
         return "kept " + ", ".join(negative)
-    return "stored only when marked cacheable" if policy.rules.cache_errors else "not stored"
+    if policy.rules.cache_errors:
+        return "400, 403, 413, 429, 431 and 5xx stored only with explicit freshness"
+    return "400, 403, 413, 429, 431 and 5xx not stored (other 4xx by their freshness)"
 
 
 def _negative_ttls(policy: Policy) -> list[str]:

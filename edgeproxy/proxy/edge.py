@@ -445,7 +445,7 @@ class Edge:
     def _invalidate(self, req: RequestHead, head: ResponseHead) -> None:
         """RFC 9111 §4.4: unsafe methods invalidate what they (may have) changed, in this process:
         each target URI as sent and as the matching policy keys it."""
-        targets = spec.invalidation_targets(req, head, req.host.lower())
+        targets = spec.invalidation_targets(req, head, req.host)
         if targets:
             keyed = [keyed_url(self._policies(), target) for target in targets]  # type: ignore[arg-type]
             self.bans.add(Ban.create(self.clock(), urls=[*targets, *keyed]))

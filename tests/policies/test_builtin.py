@@ -57,7 +57,7 @@ def test_response_rules_describe_the_policy() -> None:
     described = {rule.name: rule.describe(DEFAULT_POLICY) for rule in RESPONSE_RULES}
     assert described == {
         "beresp_set_cookie": "not stored",
-        "beresp_errors": "not stored",
+        "beresp_errors": "400, 403, 413, 429, 431 and 5xx not stored (other 4xx by their freshness)",
         "beresp_hitmiss": "remembered as uncacheable for 10s",
         "beresp_size": "bodies above 8MB stream through unstored",
     }
