@@ -1,4 +1,5 @@
-"""``edgeproxy serve --models DIR`` as an operator runs it: a corrupt model never stops the proxy."""
+"""``edgeproxy serve --models DIR --events FILE`` as an operator runs it: a corrupt model never
+stops the proxy, and clicks land in the file ``edgeproxy train --events`` reads."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
+from edgeproxy.personalize.events import JsonlSink
 from tests.conftest import free_port
 from tests.personalize_e2e.conftest import BUNDLED_MODELS, ITEMS, fetch, user
 
@@ -52,21 +54,27 @@ async def wait_until_listening(session: aiohttp.ClientSession, url: str, proc: s
             await asyncio.sleep(0.1)
 
 
-async def test_serve_with_a_corrupt_models_dir_starts_and_serves_the_base_order(
+async def test_serve_with_a_corrupt_models_dir_serves_the_base_order_and_logs_clicks(
     origin: str, policies: Path, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     models = tmp_path / "models"
     models.mkdir()
     shutil.copy(BUNDLED_MODELS / "demo-ranker-v1.json", models)
     (models / "demo-ranker-v1.txt").write_text("tree\nnot a model\n")
+    events = tmp_path / "clicks.jsonl"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     base = await fetch(session, origin + ITEMS)
     with serve(tmp_path, "--origin", origin, "--listen", f"127.0.0.1:{port}", "--policies", str(policies),
-               "--models", str(models)) as proc:
+               "--models", str(models), "--events", str(events)) as proc:
         await wait_until_listening(session, url, proc)
         seen = await fetch(session, url + ITEMS, headers=user("u0001"))
+        click = await fetch(session, url + "/_edge/feedback", "POST", json={"user": "u0001", "item": 5})
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(STOP_TIMEOUT) == 0
     assert seen.status == 200 and seen.body == base.body
     assert 'no-model model=none"' in seen.cache_status
+    assert click.status == 202
+    logged = [e for e in await JsonlSink(events).read_all() if e["type"] == "click"]
+    assert [(e["user_id"], e["item_id"]) for e in logged] == [("u0001", "5")]
+    assert not (tmp_path / "edgeproxy-events.jsonl").exists()  # not the default in the working dir
