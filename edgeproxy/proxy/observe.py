@@ -24,7 +24,7 @@ class Observer:
         phase = reply.phase.value
         self.metrics.record_request(phase, reply.status, seconds)
         key = reply.key_hash.hex() if reply.key_hash is not None else None
-        self.stats.record_request(now, phase, seconds, key=inc.head.host + inc.head.path if key else None)
+        self.stats.record_request(now, phase, seconds, key=inc.head.host + inc.head.target if key else None)
         if reply.collapsed:
             self.metrics.collapsed.inc()
         if reply.origin is not None:

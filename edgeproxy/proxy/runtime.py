@@ -238,6 +238,15 @@ class ProxyRuntime:
         extra: dict[str, object] = {"l1": self.l1.stats(), "bans": len(self.bans), "workers": self.config.workers}
         if self.fleet is not None:
             extra["redis"] = {"state": self.fleet.state(), **self.fleet.store.stats()}
+        if self.personalize is not None:
+            extra["models"] = [
+                {
+                    "name": name,
+                    "version": f"v{live.current.meta.version}" if live.current else None,
+                    "canary": f"v{live.canary.meta.version} ({live.canary_share:.0%})" if live.canary else None,
+                }
+                for name, live in self.personalize.personalizer.registry.live.items()
+            ]
         if self.access_log is not None:
             extra["accesslog_dropped"] = self.access_log.dropped
         return extra
