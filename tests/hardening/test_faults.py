@@ -357,37 +357,49 @@ async def test_a_range_request_at_expiry_does_not_switch_off_collapsing(start_pr
     assert served["full"] <= 3, f"{served['full'] - 1} full origin requests from 200 clients after one Range request"
 
 
-@pytest.mark.parametrize("status", [400, 429, 431])
+# What the origin answers one client: errors a client can provoke, and a page private to that
+# client (a signed-in user reloading a public page: the reload's max-age=0 reaches the origin).
+ONE_CLIENT_ANSWERS = {
+    "400": (400, {}, b"refused"),
+    "429": (429, {"Retry-After": "60"}, b"slow down"),
+    "431": (431, {}, b"cookie too large"),
+    "private": (200, {"Cache-Control": "private, max-age=60"}, b"your own page"),
+}
+
+
+@pytest.mark.parametrize("answer", ONE_CLIENT_ANSWERS)
 @pytest.mark.parametrize("when", ["fresh-no-cache", "at-expiry"])
-async def test_a_client_error_one_client_provokes_does_not_switch_off_the_cache(
-    start_proxy: StartProxy, status: int, when: str
+async def test_an_answer_meant_for_one_client_does_not_switch_off_the_cache(
+    start_proxy: StartProxy, answer: str, when: str
 ):
-    # An origin refusing *one request* (an oversized cookie → 400/431 at nginx, a per-client
-    # rate limit → 429) says nothing about the resource. If that marked the key uncacheable
-    # (hit-for-miss), one cheap request — at expiry, or any time with `Cache-Control: no-cache`,
-    # which sends it to the origin — would send every client of a hot key there uncollapsed.
+    # An origin refusing *one request* (an oversized cookie → 400/431 at nginx, a per-client rate
+    # limit → 429) or answering it privately says nothing about the shared resource. If that
+    # marked the key uncacheable (hit-for-miss) and hit-for-miss outranked the stored entry, one
+    # cheap request — at expiry, or any time with `Cache-Control: no-cache`, which sends it to the
+    # origin — would send every client of a hot key there uncollapsed.
+    status, headers, body = ONE_CLIENT_ANSWERS[answer]
     served = Counter[str]()
 
-    async def refusing(request: web.Request) -> web.Response:
-        if "X-Attack" in request.headers:
-            served["refused"] += 1
-            return web.Response(status=status, text="refused")
+    async def answering(request: web.Request) -> web.Response:
+        if "X-One-Client" in request.headers:
+            served["one-client"] += 1
+            return web.Response(status=status, headers=headers, body=body)
         served["full"] += 1
         await asyncio.sleep(0.3)
         return web.Response(body=BODY, headers={"Cache-Control": "max-age=60"})
 
     app = web.Application()
-    app.router.add_get("/hot", refusing)
-    attack = {"X-Attack": "1"} | ({"Cache-Control": "no-cache"} if when == "fresh-no-cache" else {})
+    app.router.add_get("/hot", answering)
+    one_client = {"X-One-Client": "1"} | ({"Cache-Control": "no-cache"} if when == "fresh-no-cache" else {})
     async with serve_app(app) as url, start_proxy(url) as proxy, proxy_client(proxy.url) as client:
         await client.get("/hot")
         if when == "at-expiry":
             _age_by(proxy, 120)
-        refused = await client.get("/hot", headers=attack)
+        theirs = await client.get("/hot", headers=one_client)
         replies = await asyncio.gather(*(client.get("/hot") for _ in range(200)))
-    assert refused.status == status and served["refused"] == 1, (refused, served)
+    assert (theirs.status, theirs.body, served["one-client"]) == (status, body, 1), (theirs, served)
     assert all(r.status == 200 and r.body == BODY for r in replies), {r.status for r in replies}
     # Fresh: every client is a hit. At expiry: one collapsed refresh (a second may fall inside
     # the burst on a slow machine, as in the Range test above) — never one per client.
     allowed = 1 if when == "fresh-no-cache" else 3
-    assert served["full"] <= allowed, f"{served['full'] - 1} origin requests from 200 clients after one provoked {status}"
+    assert served["full"] <= allowed, f"{served['full'] - 1} origin requests from 200 clients after one {answer} answer"
