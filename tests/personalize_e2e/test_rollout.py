@@ -21,7 +21,7 @@ import pytest
 from edgeproxy.personalize.registry import user_share
 from edgeproxy.proxy.runtime import ProxyRuntime, running_proxy
 from tests.conftest import RedisServer
-from tests.personalize_e2e.conftest import BUNDLED_MODELS, ITEMS, ConfigFactory, bearer, fetch, user
+from tests.personalize_e2e.conftest import BUNDLED_MODELS, ITEMS, ConfigFactory, bearer, fetch, origin_requests, user
 
 MODEL = "demo-ranker"
 _MODEL_LABEL = re.compile(r"model=(\S+?)\"")
@@ -72,14 +72,34 @@ async def command(session: aiohttp.ClientSession, proxy: ProxyRuntime, body: dic
 
 
 @pytest.fixture
-async def fleet(
-    proxy_config: ConfigFactory, own_redis: RedisServer, tmp_path: Path
-) -> AsyncIterator[tuple[ProxyRuntime, ProxyRuntime]]:
-    """Proxies A and B sharing ``own_redis`` (models seeded there from the bundled v1), and v2 published."""
+async def pair(proxy_config: ConfigFactory, own_redis: RedisServer) -> AsyncIterator[tuple[ProxyRuntime, ProxyRuntime]]:
+    """Proxies A and B sharing ``own_redis`` (models seeded there from the bundled v1)."""
     config = proxy_config(redis=own_redis.url)
     async with running_proxy(config) as a, running_proxy(config) as b:
-        publish_second_version(own_redis.url, tmp_path)
         yield a, b
+
+
+@pytest.fixture
+def fleet(
+    pair: tuple[ProxyRuntime, ProxyRuntime], own_redis: RedisServer, tmp_path: Path
+) -> tuple[ProxyRuntime, ProxyRuntime]:
+    """``pair`` with demo-ranker v2 published (not yet serving)."""
+    publish_second_version(own_redis.url, tmp_path)
+    return pair
+
+
+async def test_a_user_gets_the_same_order_from_either_proxy(
+    pair: tuple[ProxyRuntime, ProxyRuntime], origin: str, session: aiohttp.ClientSession
+) -> None:
+    a, b = pair
+    site = {"Host": "shop.example"}  # the cache key holds the host: one site behind both proxies
+    on_a = await fetch(session, a.url + ITEMS, headers={**site, **user("u0007")})
+    on_b = await fetch(session, b.url + ITEMS, headers={**site, **user("u0007")})  # B's copy comes from L2
+    other = await fetch(session, b.url + ITEMS, headers={**site, **user("u0008")})
+    assert await origin_requests(session, origin) == 1
+    assert 'detail="l2 ranked model=demo-ranker-v1"' in on_b.cache_status
+    assert (on_b.body, on_b.headers["ETag"]) == (on_a.body, on_a.headers["ETag"])
+    assert other.body != on_a.body
 
 
 async def test_activate_on_one_admin_api_switches_the_fleet_and_rollback_returns(
