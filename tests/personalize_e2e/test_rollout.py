@@ -21,7 +21,17 @@ import pytest
 from edgeproxy.personalize.registry import user_share
 from edgeproxy.proxy.runtime import ProxyRuntime, running_proxy
 from tests.conftest import RedisServer
-from tests.personalize_e2e.conftest import BUNDLED_MODELS, ITEMS, ConfigFactory, bearer, fetch, origin_requests, user
+from tests.personalize_e2e.conftest import (
+    BUNDLED_MODELS,
+    ITEMS,
+    ConfigFactory,
+    bearer,
+    fetch,
+    metric,
+    metrics_text,
+    origin_requests,
+    user,
+)
 
 MODEL = "demo-ranker"
 _MODEL_LABEL = re.compile(r"model=(\S+?)\"")
@@ -112,6 +122,10 @@ async def test_activate_on_one_admin_api_switches_the_fleet_and_rollback_returns
     assert activated.status == 200
     assert await model_for(session, a, "u0001") == f"{MODEL}-v2"  # applied here before answering
     await eventually_serves(session, b, f"{MODEL}-v2")
+    for proxy in (a, b):
+        metrics = await metrics_text(session, proxy.admin_port)
+        assert metric(metrics, "edgeproxy_model_version_info", model=MODEL, version="v2") == 1
+        assert metric(metrics, "edgeproxy_model_version_info", model=MODEL, version="v1") == 0
 
     # A proxy joining the fleet later reads the rollout from Redis.
     async with running_proxy(replace(a.config, port=0, admin=None)) as late:
