@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -137,3 +138,22 @@ async def test_a_body_without_a_rankable_list_keeps_the_shared_representation(
         assert "ranked" not in seen.cache_status
     assert list_origin.count("/api/items") == 1
     assert revalidated.status == 304  # the shared representation's validator still works
+
+
+async def test_a_stale_list_served_because_the_origin_fails_is_still_ranked(
+    proxy_config: ConfigFactory, list_origin: ProgrammableOrigin, list_origin_url: str, session: aiohttp.ClientSession
+) -> None:
+    items = [{"id": i, "price": 3.0 * i, "popularity": i / 10} for i in range(1, 11)]
+    list_origin.set(
+        "/api/items", headers={"Content-Type": "application/json", "Cache-Control": "max-age=1, stale-if-error=60"},
+        body=json.dumps({"items": items}),
+    )
+    async with running_proxy(proxy_config(origin=list_origin_url)) as proxy:
+        fresh = await fetch(session, proxy.url + "/api/items", headers=user("u0001"))
+        list_origin.set("/api/items", status=503, body="down")
+        await asyncio.sleep(1.5)  # max-age=1 has run out (Age counts in whole seconds)
+        stale = await fetch(session, proxy.url + "/api/items", headers=user("u0001"))
+    assert stale.status == 200
+    assert "fwd=stale" in stale.cache_status and 'origin-503 ranked model=demo-ranker-v1"' in stale.cache_status
+    assert stale.body == fresh.body
+    assert stale.headers["Cache-Control"] == "private, no-cache"
