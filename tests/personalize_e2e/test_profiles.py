@@ -19,7 +19,7 @@ COLLECTOR = UserProfile(affinities=(("books", 1.0),), price_log=math.log1p(400.0
 
 
 def _top_price(seen: Seen, k: int = 5) -> float:
-    return sum(item["price"] for item in seen.json()["items"][:k]) / k
+    return sum(float(item["price"]) for item in seen.json()["items"][:k]) / k
 
 
 async def test_profiles_written_to_redis_shape_the_order_and_bad_ones_rank_cold(
