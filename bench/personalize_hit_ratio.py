@@ -130,7 +130,12 @@ async def run_leg(name: str, policies: Path, stream: list[Request], concurrency:
                 for request in todo:  # one shared iterator: each request is sent exactly once
                     async with client.get(proxy.url + request.path, headers={"Cookie": f"uid={request.uid}"}) as resp:
                         await resp.read()
-                        leg.record(request, resp.status, resp.headers.get("Cache-Status", ""), resp.headers.get("Server-Timing", ""))
+                        leg.record(
+                            request,
+                            resp.status,
+                            resp.headers.get("Cache-Status", ""),
+                            resp.headers.get("Server-Timing", ""),
+                        )
 
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -169,11 +174,21 @@ async def main_async(args: argparse.Namespace) -> int:
     stream = request_stream(args.requests, args.users, args.alpha, args.seed)
     with tempfile.TemporaryDirectory(prefix="p13n-bench-") as tmp:
         root = Path(tmp)
-        on = await run_leg("personalize on", policy_dir(root / "on", personalize=True), stream, args.concurrency, root / "ev-on.jsonl")
-        off = await run_leg("personalize off", policy_dir(root / "off", personalize=False), stream, args.concurrency, root / "ev-off.jsonl")
+        on = await run_leg(
+            "personalize on", policy_dir(root / "on", personalize=True), stream, args.concurrency, root / "ev-on.jsonl"
+        )
+        off = await run_leg(
+            "personalize off",
+            policy_dir(root / "off", personalize=False),
+            stream,
+            args.concurrency,
+            root / "ev-off.jsonl",
+        )
     print(report(on, off, len({r.path for r in stream})))
     if on.hits != off.hits:
-        print(f"FAIL: personalization changed the hit ratio ({on.hit_ratio:.4f} vs {off.hit_ratio:.4f})", file=sys.stderr)
+        print(
+            f"FAIL: personalization changed the hit ratio ({on.hit_ratio:.4f} vs {off.hit_ratio:.4f})", file=sys.stderr
+        )
         return 1
     print("OK: hit ratio identical with personalization on and off")
     return 0

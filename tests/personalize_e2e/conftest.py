@@ -27,7 +27,9 @@ ITEMS = "/api/items?category=books&limit=40"
 ADMIN_TOKEN = "t"
 
 
-def write_policies(directory: Path, *, personalize: dict[str, Any] | None = None, drop_personalize: bool = False) -> Path:
+def write_policies(
+    directory: Path, *, personalize: dict[str, Any] | None = None, drop_personalize: bool = False
+) -> Path:
     """``policies/demo.yaml`` copied into ``directory``, its personalize block edited or removed."""
     doc = yaml.safe_load(DEMO_POLICIES.read_text())
     block = doc["policies"]["demo-items"]

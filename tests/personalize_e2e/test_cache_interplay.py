@@ -48,8 +48,11 @@ async def test_a_stale_list_is_ranked_and_told_to_revalidate(
     async with running_proxy(proxy_config()) as proxy:
         fresh = await fetch(session, proxy.url + ITEMS, headers=user("u0001"))
         purge = await fetch(
-            session, f"http://127.0.0.1:{proxy.admin_port}/purge", "POST",
-            json={"tags": ["items:books"], "soft": True}, headers=bearer(),
+            session,
+            f"http://127.0.0.1:{proxy.admin_port}/purge",
+            "POST",
+            json={"tags": ["items:books"], "soft": True},
+            headers=bearer(),
         )
         stale = await fetch(session, proxy.url + ITEMS, headers=user("u0001"))
     assert purge.status == 200
@@ -130,7 +133,9 @@ async def test_a_body_without_a_rankable_list_keeps_the_shared_representation(
     list_origin.set("/api/items", headers={**LIST_HEADERS, "Content-Type": content_type}, body=body)
     async with running_proxy(proxy_config(origin=list_origin_url)) as proxy:
         served = [await fetch(session, proxy.url + "/api/items", headers=user(u)) for u in ("u0001", "u0002")]
-        revalidated = await fetch(session, proxy.url + "/api/items", headers={**user("u0001"), "If-None-Match": '"base"'})
+        revalidated = await fetch(
+            session, proxy.url + "/api/items", headers={**user("u0001"), "If-None-Match": '"base"'}
+        )
     for seen in served:
         assert seen.status == 200 and seen.body == body.encode()
         assert seen.headers["ETag"] == '"base"'
@@ -145,7 +150,8 @@ async def test_a_stale_list_served_because_the_origin_fails_is_still_ranked(
 ) -> None:
     items = [{"id": i, "price": 3.0 * i, "popularity": i / 10} for i in range(1, 11)]
     list_origin.set(
-        "/api/items", headers={"Content-Type": "application/json", "Cache-Control": "max-age=1, stale-if-error=60"},
+        "/api/items",
+        headers={"Content-Type": "application/json", "Cache-Control": "max-age=1, stale-if-error=60"},
         body=json.dumps({"items": items}),
     )
     async with running_proxy(proxy_config(origin=list_origin_url)) as proxy:

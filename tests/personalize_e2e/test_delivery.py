@@ -55,7 +55,7 @@ async def test_a_client_holding_the_base_etag_never_gets_a_304(
         await fetch(session, proxy.url + ITEMS, headers=user("u0001"))  # fill
         conditionals = [
             {"If-None-Match": base.headers["ETag"]},
-            {"If-None-Match": f'W/{base.headers["ETag"]}'},
+            {"If-None-Match": f"W/{base.headers['ETag']}"},
             {"If-Modified-Since": base.headers["Last-Modified"]},
         ]
         for conditional in conditionals:
@@ -116,9 +116,7 @@ async def test_the_user_header_works_like_the_cookie_and_the_cookie_wins(
     assert both.body == cookie_only.body != by_cookie.body
 
 
-async def test_head_describes_the_personalized_get(
-    proxy_config: ConfigFactory, session: aiohttp.ClientSession
-) -> None:
+async def test_head_describes_the_personalized_get(proxy_config: ConfigFactory, session: aiohttp.ClientSession) -> None:
     async with running_proxy(proxy_config()) as proxy:
         get = await fetch(session, proxy.url + ITEMS, headers=user("u0001"))
         head = await fetch(session, proxy.url + ITEMS, "HEAD", headers=user("u0001"))

@@ -25,8 +25,14 @@ from tests.personalize_e2e.conftest import (
 from tests.support.origin import ProgrammableOrigin, serve_app
 
 CATALOG_ITEMS = [
-    {"id": i, "title": f"item {i}", "category": "books", "price": 4.0 + 3 * i, "popularity": i / 20,
-     "published_at": 1_780_000_000 + 86_400 * i}
+    {
+        "id": i,
+        "title": f"item {i}",
+        "category": "books",
+        "price": 4.0 + 3 * i,
+        "popularity": i / 20,
+        "published_at": 1_780_000_000 + 86_400 * i,
+    }
     for i in range(1, 21)
 ]
 
@@ -50,7 +56,8 @@ async def test_the_policy_names_the_cookie_and_header_that_carry_the_user(
     proxy_config: ConfigFactory, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     policies = write_policies(
-        tmp_path / "custom", personalize={"deadline": GENEROUS_DEADLINE, "user_cookie": "sid", "user_header": "x-account"}
+        tmp_path / "custom",
+        personalize={"deadline": GENEROUS_DEADLINE, "user_cookie": "sid", "user_header": "x-account"},
     )
     async with running_proxy(proxy_config(policies=policies)) as proxy:
         by_cookie = await fetch(session, proxy.url + ITEMS, headers={"Cookie": "theme=dark; sid=u0002"})
@@ -78,13 +85,19 @@ async def test_only_the_first_max_candidates_items_are_reordered(
 
 
 async def test_a_nested_items_path_is_ranked_in_place(
-    proxy_config: ConfigFactory, list_origin: ProgrammableOrigin, list_origin_url: str,
-    session: aiohttp.ClientSession, tmp_path: Path,
+    proxy_config: ConfigFactory,
+    list_origin: ProgrammableOrigin,
+    list_origin_url: str,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
 ) -> None:
     doc = {"meta": {"page": 1}, "data": {"title": "picks", "items": CATALOG_ITEMS}, "items": ["not", "this"]}
-    list_origin.set("/api/items", headers={"Content-Type": "application/json", "Cache-Control": "max-age=60"},
-                    body=json.dumps(doc))
-    policies = write_policies(tmp_path / "nested", personalize={"deadline": GENEROUS_DEADLINE, "items_path": "data.items"})
+    list_origin.set(
+        "/api/items", headers={"Content-Type": "application/json", "Cache-Control": "max-age=60"}, body=json.dumps(doc)
+    )
+    policies = write_policies(
+        tmp_path / "nested", personalize={"deadline": GENEROUS_DEADLINE, "items_path": "data.items"}
+    )
     async with running_proxy(proxy_config(origin=list_origin_url, policies=policies)) as proxy:
         seen = await fetch(session, proxy.url + "/api/items", headers=user("u0001"))
     ranked = seen.json()
@@ -106,7 +119,8 @@ async def test_the_copy_varies_on_the_user_as_well_as_on_what_the_origin_named(
     async with running_proxy(proxy_config(origin=list_origin_url)) as proxy:
         seen = await fetch(session, proxy.url + "/api/items", headers={**user("u0001"), "Accept-Language": "de"})
         revalidated = await fetch(
-            session, proxy.url + "/api/items",
+            session,
+            proxy.url + "/api/items",
             headers={**user("u0001"), "Accept-Language": "de", "If-None-Match": seen.headers["ETag"]},
         )
     assert 'ranked model=demo-ranker-v1"' in seen.cache_status
@@ -121,8 +135,10 @@ async def test_users_arriving_together_on_a_cold_list_share_one_fill_and_keep_th
     proxy_config: ConfigFactory, list_origin: ProgrammableOrigin, list_origin_url: str, session: aiohttp.ClientSession
 ) -> None:
     list_origin.set(
-        "/api/items", headers={"Content-Type": "application/json", "Cache-Control": "max-age=60"},
-        body=json.dumps({"items": CATALOG_ITEMS}), delay=0.3,
+        "/api/items",
+        headers={"Content-Type": "application/json", "Cache-Control": "max-age=60"},
+        body=json.dumps({"items": CATALOG_ITEMS}),
+        delay=0.3,
     )
     users = [f"u{i:04d}" for i in range(1, 7)]
     async with running_proxy(proxy_config(origin=list_origin_url)) as proxy:

@@ -35,8 +35,10 @@ async def test_profiles_written_to_redis_shape_the_order_and_bad_ones_rank_cold(
     finally:
         await redis.aclose()
     async with running_proxy(proxy_config(redis=own_redis.url)) as proxy:
-        seen = {uid: await fetch(session, proxy.url + ITEMS, headers=user(uid))
-                for uid in ("shopper-1", "shopper-2", "shopper-3", "shopper-4", "nobody-9")}
+        seen = {
+            uid: await fetch(session, proxy.url + ITEMS, headers=user(uid))
+            for uid in ("shopper-1", "shopper-2", "shopper-3", "shopper-4", "nobody-9")
+        }
         anonymous = await fetch(session, proxy.url + ITEMS)
     for response in (*seen.values(), anonymous):
         assert response.status == 200

@@ -38,8 +38,11 @@ async def test_a_rollout_command_with_redis_dead_is_refused_with_a_reason(
     async with running_proxy(proxy_config(redis=own_redis.url)) as proxy:
         own_redis.stop()
         refused = await fetch(
-            session, f"http://127.0.0.1:{proxy.admin_port}/models/demo-ranker", "POST",
-            json={"action": "activate", "version": "v1"}, headers=bearer(),
+            session,
+            f"http://127.0.0.1:{proxy.admin_port}/models/demo-ranker",
+            "POST",
+            json={"action": "activate", "version": "v1"},
+            headers=bearer(),
         )
         still = await fetch(session, proxy.url + ITEMS, headers=user("u0001"))
         own_redis.start()

@@ -48,7 +48,9 @@ def cli(redis_url: str, *argv: str) -> str:
     """Run ``edgeproxy model <argv> --redis URL`` as an operator would; its stdout."""
     done = subprocess.run(
         [sys.executable, "-m", "edgeproxy.cli", "model", *argv, "--redis", redis_url],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -75,7 +77,9 @@ async def eventually_serves(session: aiohttp.ClientSession, proxy: ProxyRuntime,
         await asyncio.sleep(0.05)
 
 
-async def command(session: aiohttp.ClientSession, proxy: ProxyRuntime, body: dict[str, object]) -> aiohttp.ClientResponse:
+async def command(
+    session: aiohttp.ClientSession, proxy: ProxyRuntime, body: dict[str, object]
+) -> aiohttp.ClientResponse:
     async with session.post(f"http://127.0.0.1:{proxy.admin_port}/models/{MODEL}", json=body, headers=bearer()) as resp:
         await resp.read()
         return resp
@@ -199,7 +203,8 @@ async def test_unknown_models_are_404_and_a_rollback_without_history_is_409(
     async with running_proxy(proxy_config(models=tmp_path / "models")) as proxy:
         async with session.post(
             f"http://127.0.0.1:{proxy.admin_port}/models/no-such-model",
-            json={"action": "activate", "version": "v1"}, headers=bearer(),
+            json={"action": "activate", "version": "v1"},
+            headers=bearer(),
         ) as resp:
             unknown_model = resp.status
         nothing_to_roll_back = await command(session, proxy, {"action": "rollback"})

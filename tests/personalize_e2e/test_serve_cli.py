@@ -26,8 +26,10 @@ STOP_TIMEOUT = 15.0
 def serve(cwd: Path, *argv: str) -> Iterator[subprocess.Popen[bytes]]:
     """``edgeproxy serve …`` in ``cwd``; SIGTERM (then SIGKILL) when the block ends."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgeproxy.cli", "serve", *argv], cwd=cwd,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "edgeproxy.cli", "serve", *argv],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         yield proc
@@ -44,7 +46,9 @@ def serve(cwd: Path, *argv: str) -> Iterator[subprocess.Popen[bytes]]:
 async def wait_until_listening(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = asyncio.get_running_loop().time() + START_TIMEOUT
     while True:
-        assert proc.poll() is None, f"edgeproxy serve exited {proc.returncode}: {proc.stderr.read().decode() if proc.stderr else ''}"
+        assert proc.poll() is None, (
+            f"edgeproxy serve exited {proc.returncode}: {proc.stderr.read().decode() if proc.stderr else ''}"
+        )
         try:
             async with session.get(url + "/_edge/none") as resp:
                 await resp.read()
@@ -65,8 +69,19 @@ async def test_serve_with_a_corrupt_models_dir_serves_the_base_order_and_logs_cl
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     base = await fetch(session, origin + ITEMS)
-    with serve(tmp_path, "--origin", origin, "--listen", f"127.0.0.1:{port}", "--policies", str(policies),
-               "--models", str(models), "--events", str(events)) as proc:
+    with serve(
+        tmp_path,
+        "--origin",
+        origin,
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--policies",
+        str(policies),
+        "--models",
+        str(models),
+        "--events",
+        str(events),
+    ) as proc:
         await wait_until_listening(session, url, proc)
         seen = await fetch(session, url + ITEMS, headers=user("u0001"))
         click = await fetch(session, url + "/_edge/feedback", "POST", json={"user": "u0001", "item": 5})
