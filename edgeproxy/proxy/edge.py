@@ -40,8 +40,11 @@ log = logging.getLogger("edgeproxy.edge")
 # RFC 5861 §4: the origin statuses that count as "an error" for stale-if-error.
 STALE_IF_ERROR_STATUSES = frozenset({500, 502, 503, 504})
 # Response fields a 304 to the client carries (RFC 9110 §15.4.5).
-HFM_EXEMPT = frozenset({NoCacheReason.REQUEST_NO_STORE, NoCacheReason.METHOD, NoCacheReason.PARTIAL})
-"""Reasons that say something about this request, not about the resource: no hit-for-miss."""
+HFM_EXEMPT = frozenset(
+    {NoCacheReason.REQUEST_NO_STORE, NoCacheReason.METHOD, NoCacheReason.PARTIAL, NoCacheReason.PRIVATE}
+)
+"""Reasons that say something about this request (or this one user: ``private``), not about the
+resource for everyone: no hit-for-miss."""
 MAX_VARIANTS = 32
 """Variants stored per URL (Vary); more are served but not stored."""
 FLEET_LOCK_MAX = 10.0
@@ -121,8 +124,6 @@ class Edge:
             return None
         rk = request_key(policy, req)
         now = self.clock()
-        if self.hit_for_miss.active(rk.hash, now):
-            return None
         entry = self.store.l1.get_nowait(rk.hash)  # type: ignore[attr-defined]
         if not isinstance(entry, CacheEntry) or entry.key != rk.text or self.bans.verdict(entry) is not BanVerdict.NONE:
             return None
@@ -137,8 +138,6 @@ class Edge:
             return await self._pass(inc, policy, reason)
         rk = request_key(policy, req)
         req_cc = parse_cache_control(req.header("cache-control"))
-        if self.hit_for_miss.active(rk.hash, self.clock()):
-            return await self._fetch(inc, policy, rk, req_cc, CachePhase.HIT_FOR_MISS, stale=None)
         entry, miss_phase, tier = await self._lookup(rk, req)
         now = self.clock()
         decision = spec.decide_lookup(req_cc, entry, now)
@@ -179,7 +178,7 @@ class Edge:
         cache_control = f"private, max-age={ttl}" if ttl else "private, no-cache"
         headers = [(k, v) for k, v in reply.headers if k not in BASE_ONLY_FIELDS and k not in ("cache-status", "vary")]
         # RFC 9110 §12.5.5: this copy was selected by who the user is.
-        vary = ", ".join(filter(None, (reply.entry.header("vary"), "cookie", settings.user_header)))
+        vary = ", ".join(dict.fromkeys((*(vary_names(reply.entry.header("vary")) or ()), "cookie", settings.user_header)))
         headers += [*extra_headers, ("cache-control", cache_control), ("vary", vary), ("cache-status", status.render())]
         etag = extra_headers[0][1]
         if etag_listed(req.header("if-none-match"), etag):
@@ -225,6 +224,10 @@ class Edge:
         stale: CacheEntry | None,
         conditional: Headers,
     ) -> Reply:
+        if self.hit_for_miss.active(rk.hash, self.clock()):
+            # Recently uncacheable: no waiting on each other (checked only after the lookup,
+            # so a usable stored object is never skipped because of one client's answer).
+            return await self._fetch(inc, policy, rk, req_cc, CachePhase.HIT_FOR_MISS, stale, conditional)
         pending = self.collapser.in_flight(rk.hash)
         if pending is not None:
             outcome = await asyncio.shield(pending)
@@ -392,9 +395,9 @@ class Edge:
         prefix: bytes = b"",
     ) -> Reply:
         """Relay a response we do not store; waiters are released to fetch on their own."""
-        # Hit-for-miss marks what the origin says is uncacheable, not transient failures (5xx):
-        # those must not take a usable stale copy out of service.
-        if reason not in HFM_EXEMPT and resp.status < 500:
+        # Hit-for-miss marks what the origin says is uncacheable for everyone, not transient
+        # failures (5xx) nor errors one client provoked for itself (400, 429, …).
+        if reason not in HFM_EXEMPT and resp.status < 500 and resp.status not in spec.POISONABLE:
             self.hit_for_miss.remember(rk.hash, self.clock() + policy.rules.hit_for_miss)
         self._resolve(lead, Uncacheable())
         status = CacheStatus(phase, fwd_status=resp.status, detail=reason.value)

@@ -288,7 +288,8 @@ class FleetBus:
         """Handle what was published while we were not listening; for a ``gap`` (not the start
         of the subscription) tell ``on_gap`` first."""
         lost = current < self.generation or bool(self.epoch and epoch and epoch != self.epoch)
-        if epoch:
+        if lost or epoch:
+            # After a loss the old epoch is void even before the new history has one.
             self.epoch = epoch
         if lost:
             # A new history (epoch changed, or the counter went backwards): Redis lost its

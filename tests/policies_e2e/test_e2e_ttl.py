@@ -150,7 +150,7 @@ async def test_a_404_is_kept_by_its_freshness_like_any_response(serve_policy: Se
 async def test_hit_for_miss_remembers_an_uncacheable_key_for_its_duration(
     serve_policy: ServePolicy, origin: ProgrammableOrigin
 ):
-    origin.set("/mine", headers={"Cache-Control": "private"}, body="per user")
+    origin.set("/mine", headers={"Cache-Control": "no-store"}, body="never stored")
     async with serve_policy("""
         policies:
           site:
@@ -261,7 +261,7 @@ async def test_while_hit_for_miss_is_remembered_requests_go_to_the_origin_togeth
     serve_policy: ServePolicy, origin: ProgrammableOrigin, inflight: InFlight
 ):
     """Varnish's hit-for-miss: no queueing behind one another for a key known to be uncacheable."""
-    origin.set("/mine", headers={"Cache-Control": "private"}, body="per user", delay=0.3)
+    origin.set("/mine", headers={"Cache-Control": "no-store"}, body="never stored", delay=0.3)
     async with serve_policy("""
         policies:
           site:
