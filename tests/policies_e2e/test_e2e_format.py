@@ -34,7 +34,7 @@ async def test_x_settings_merge_into_policies_and_keys_written_in_the_policy_win
 
 
 async def test_null_means_the_documented_default(serve_policy: ServePolicy, origin: ProgrammableOrigin):
-    origin.set("/private", headers={"Cache-Control": "private"}, body="mine")
+    origin.set("/private", headers={"Cache-Control": "no-store"}, body="never stored")
     origin.set("/big", headers={"Cache-Control": "max-age=60"}, body=b"x" * (64 * 1024))
     origin.set("/cookie", headers={"Cache-Control": "max-age=60", "Set-Cookie": "a=1"}, body="c")
     async with serve_policy("""
