@@ -67,8 +67,10 @@ class ServerLimits:
     """Open client connections per worker; new ones beyond it are closed at once."""
     body_buffer: int = 256 * 1024
     """Request-body bytes buffered ahead of the handler before reading pauses."""
-    max_pipelined: int = 32
-    """Parsed requests queued ahead of the one being answered before reading pauses."""
+    max_pipelined: int = 8
+    """Parsed requests queued ahead of the one being answered before reading pauses. Browsers do
+    not pipeline; the bound is about memory: queued heads cost up to max_pipelined × max_head_size
+    per connection (512 KiB at the defaults)."""
 
 
 class Connection(Protocol):
