@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from edgeproxy.cache import spec
 from edgeproxy.cache.bans import Ban, BanList, BanVerdict
@@ -62,6 +62,31 @@ def keyed_url(policies: PolicySet, url: str) -> str:
     host, slash, target = url.partition("/")
     head = RequestHead("GET", host, slash + target)
     return request_key(policies.match(host, "GET", head.path), head).url
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """One planned origin fetch: for which request, under which policy and key, what the cache
+    may fall back on (a stale copy) and which validators to send."""
+
+    inc: Incoming
+    policy: Policy
+    rk: RequestKey
+    req_cc: Directives
+    phase: CachePhase
+    stale: CacheEntry | None = None
+    conditional: Headers = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the origin said to a fetch, with the §4.2.3 timing the core needs."""
+
+    response: UpstreamResponse
+    head: ResponseHead
+    request_time: float
+    response_time: float
+    origin_time: float
 
 
 class Edge:
@@ -148,10 +173,10 @@ class Edge:
                 self._refresh_in_background(inc, policy, rk, stale)
                 return self._from_cache(req, stale, CachePhase.STALE_UPDATING, now, rk, tier=tier)
             case spec.Revalidate(entry=stale, conditional_headers=conditional):
-                return await self._collapsed_fetch(inc, policy, rk, req_cc, CachePhase.EXPIRED, stale, conditional)
+                return await self._collapsed_fetch(Fetch(inc, policy, rk, req_cc, CachePhase.EXPIRED, stale, conditional))
             case spec.Miss(phase=phase, stale=stale):
                 phase = miss_phase if phase is CachePhase.MISS else phase
-                return await self._collapsed_fetch(inc, policy, rk, req_cc, phase, stale, ())
+                return await self._collapsed_fetch(Fetch(inc, policy, rk, req_cc, phase, stale))
             case spec.OnlyIfCachedMiss():
                 return self._error_reply(504, "only-if-cached: no stored response fits", CachePhase.ONLY_IF_CACHED)
 
@@ -214,62 +239,42 @@ class Edge:
 
     # ------------------------------------------------------------ fetching
 
-    async def _collapsed_fetch(
-        self,
-        inc: Incoming,
-        policy: Policy,
-        rk: RequestKey,
-        req_cc: Directives,
-        phase: CachePhase,
-        stale: CacheEntry | None,
-        conditional: Headers,
-    ) -> Reply:
-        if self.hit_for_miss.active(rk.hash, self.clock()):
+    async def _collapsed_fetch(self, f: Fetch) -> Reply:
+        if self.hit_for_miss.active(f.rk.hash, self.clock()):
             # Recently uncacheable: no waiting on each other (checked only after the lookup,
             # so a usable stored object is never skipped because of one client's answer).
-            return await self._fetch(inc, policy, rk, req_cc, CachePhase.HIT_FOR_MISS, stale, conditional)
-        pending = self.collapser.in_flight(rk.hash)
+            return await self._fetch(replace(f, phase=CachePhase.HIT_FOR_MISS))
+        pending = self.collapser.in_flight(f.rk.hash)
         if pending is not None:
             outcome = await asyncio.shield(pending)
             match outcome:
-                case Filled(entry=entry) if self._usable_by(inc.head, rk, entry):
-                    reply = self._from_cache(inc.head, entry, CachePhase.HIT, self.clock(), rk, collapsed=True)
-                    return reply
+                case Filled(entry=entry) if self._usable_by(f.inc.head, f.rk, entry):
+                    return self._from_cache(f.inc.head, entry, CachePhase.HIT, self.clock(), f.rk, collapsed=True)
                 case Failed(error=error):
-                    return self._origin_failed(inc.head, stale, error, rk)
-            return await self._fetch(inc, policy, rk, req_cc, phase, stale, conditional)
-        with self.collapser.lead(rk.hash) as lead:
+                    return self._origin_failed(f, error)
+            return await self._fetch(f)
+        with self.collapser.lead(f.rk.hash) as lead:
             if self.fill_lock is None or not self.fleet_ready():
-                return await self._fetch(inc, policy, rk, req_cc, phase, stale, conditional, lead=lead)
-            return await self._fleet_collapsed_fetch(inc, policy, rk, req_cc, phase, stale, conditional, lead)
+                return await self._fetch(f, lead)
+            return await self._fleet_collapsed_fetch(f, lead)
 
-    async def _fleet_collapsed_fetch(
-        self,
-        inc: Incoming,
-        policy: Policy,
-        rk: RequestKey,
-        req_cc: Directives,
-        phase: CachePhase,
-        stale: CacheEntry | None,
-        conditional: Headers,
-        lead: Lead,
-    ) -> Reply:
+    async def _fleet_collapsed_fetch(self, f: Fetch, lead: Lead) -> Reply:
         """Collapsing across processes and PoPs sharing Redis: one fetches under a short fenced
         lock, the others wait briefly for it to fill L2, then go to the origin themselves, so
         a lost lock or a dead Redis can only cost an extra origin request, never a stall."""
         assert self.fill_lock is not None
-        ttl = policy.origin.read_timeout if policy.origin else self.default_origin.read_timeout
-        token = await self.fill_lock.acquire(rk.hash, int(min(ttl, FLEET_LOCK_MAX) * 1000))
-        if token is None and await self.fill_lock.wait_released(rk.hash, FLEET_WAIT):
-            entry, _, tier = await self._lookup(rk, inc.head)
-            if entry is not None and isinstance(spec.decide_lookup(req_cc, entry, self.clock()), spec.Fresh):
+        ttl = (f.policy.origin or self.default_origin).read_timeout
+        token = await self.fill_lock.acquire(f.rk.hash, int(min(ttl, FLEET_LOCK_MAX) * 1000))
+        if token is None and await self.fill_lock.wait_released(f.rk.hash, FLEET_WAIT):
+            entry, _, tier = await self._lookup(f.rk, f.inc.head)
+            if entry is not None and isinstance(spec.decide_lookup(f.req_cc, entry, self.clock()), spec.Fresh):
                 lead.resolve(Filled(entry))
-                return self._from_cache(inc.head, entry, CachePhase.HIT, self.clock(), rk, tier=tier, collapsed=True)
+                return self._from_cache(f.inc.head, entry, CachePhase.HIT, self.clock(), f.rk, tier=tier, collapsed=True)
         try:
-            return await self._fetch(inc, policy, rk, req_cc, phase, stale, conditional, lead=lead)
+            return await self._fetch(f, lead)
         finally:
             if token is not None:
-                await self.fill_lock.release(rk.hash, token)
+                await self.fill_lock.release(f.rk.hash, token)
 
     def _usable_by(self, req: RequestHead, rk: RequestKey, entry: CacheEntry) -> bool:
         """A collapsed waiter may only take the leader's object if it is the same variant."""
@@ -279,141 +284,114 @@ class Edge:
             return entry.key == variant_key_text(rk.text, selecting_headers(tuple(n for n, _ in entry.vary), req))
         return False
 
-    async def _fetch(
-        self,
-        inc: Incoming,
-        policy: Policy,
-        rk: RequestKey,
-        req_cc: Directives,
-        phase: CachePhase,
-        stale: CacheEntry | None,
-        conditional: Headers = (),
-        lead: Lead | None = None,
-    ) -> Reply:
-        req = inc.head
+    async def _fetch(self, f: Fetch, lead: Lead | None = None) -> Reply:
+        req, rk, policy = f.inc.head, f.rk, f.policy
         origin = policy.origin or self.default_origin
         # HEAD misses are fetched as GET so the object can be stored (HEAD is then answered from it).
-        headers = self._upstream_headers(inc, policy, drop_conditionals=True) + conditional
+        headers = self._upstream_headers(f.inc, policy, drop_conditionals=True) + f.conditional
         request_time = self.clock()
         started = time.perf_counter()
         try:
             resp = await self.upstream.send(origin, "GET", rk.upstream_target, headers)
         except UpstreamError as error:
             self._resolve(lead, Failed(error))
-            return self._origin_failed(req, stale, error, rk)
+            return self._origin_failed(f, error)
         response_time = self.clock()
         origin_time = time.perf_counter() - started
         head = ResponseHead(resp.status, spec.with_date(resp.headers, response_time))
+        answer = Answer(resp, head, request_time, response_time, origin_time)
 
-        if resp.status == 304 and conditional:
+        if resp.status == 304 and f.conditional:
             resp.close()
-            if stale is not None and spec.validator_matches(stale, head):
-                return await self._revalidated(req, req_cc, policy, rk, stale, head, request_time, response_time, origin_time, lead)
+            if f.stale is not None and spec.validator_matches(f.stale, head):
+                return await self._revalidated(f, f.stale, answer, lead)
             # §4.3.3: a 304 that selects no stored response is useless to us, and the client
             # sent no precondition of its own (we dropped it): ask again without conditions.
-            return await self._fetch(inc, policy, rk, req_cc, phase, stale, (), lead=lead)
+            return await self._fetch(replace(f, conditional=()), lead)
         if resp.status == 304:
             # We sent no precondition, so a 304 carries nothing a client without a copy can use.
             resp.close()
             error = UpstreamError(UpstreamFailure.PROTOCOL, "origin answered 304 to an unconditional request")
             self._resolve(lead, Failed(error))
-            return self._origin_failed(req, stale, error, rk)
-        if resp.status in STALE_IF_ERROR_STATUSES and stale is not None and spec.may_serve_stale_on_error(stale, response_time):
+            return self._origin_failed(f, error)
+        if resp.status in STALE_IF_ERROR_STATUSES and f.stale is not None and spec.may_serve_stale_on_error(f.stale, response_time):
             resp.close()
             self._resolve(lead, Uncacheable())
             return self._from_cache(
-                req, stale, CachePhase.STALE, response_time, rk, fwd_status=resp.status, detail=f"origin-{resp.status}"
+                req, f.stale, CachePhase.STALE, response_time, rk, fwd_status=resp.status, detail=f"origin-{resp.status}"
             )
 
-        decision = spec.decide_store(req, req_cc, head, policy.rules, request_time=request_time, response_time=response_time)
+        decision = spec.decide_store(req, f.req_cc, head, policy.rules, request_time=request_time, response_time=response_time)
         if isinstance(decision, spec.NoStore):
-            return self._stream_uncached(policy, req, resp, head, decision.reason, phase, rk, origin_time, lead)
+            return self._stream_uncached(f, answer, decision.reason, lead)
         if resp.content_length is not None and resp.content_length > policy.rules.max_object_size:
-            return self._stream_uncached(policy, req, resp, head, NoCacheReason.TOO_LARGE, phase, rk, origin_time, lead)
+            return self._stream_uncached(f, answer, NoCacheReason.TOO_LARGE, lead)
         try:
             body, complete = await resp.read_up_to(policy.rules.max_object_size)
         except UpstreamError as error:
             # A body that breaks mid-stream is never stored (RFC 9111 §3.3 incomplete responses).
             self._resolve(lead, Failed(error))
-            return self._origin_failed(req, stale, error, rk)
+            return self._origin_failed(f, error)
         if not complete:
-            return self._stream_uncached(
-                policy, req, resp, head, NoCacheReason.TOO_LARGE, phase, rk, origin_time, lead, prefix=body
-            )
+            return self._stream_uncached(f, answer, NoCacheReason.TOO_LARGE, lead, prefix=body)
         entry, stored = await self._store(policy, rk, req, head, body, decision, request_time, response_time)
         self.hit_for_miss.forget(rk.hash)
         self._resolve(lead, Filled(entry))
         # The client whose request filled the cache gets the origin's own header fields
         # (including private="field" / Set-Cookie ones the stored copy leaves out).
         reply = self._from_cache(
-            req, entry, phase, response_time, rk, fwd_status=resp.status, stored=stored, headers=head.headers,
+            req, entry, f.phase, response_time, rk, fwd_status=resp.status, stored=stored, headers=head.headers,
             detail=None if stored else "too-many-variants",
         )
         reply.origin_time = origin_time
         return reply
 
-    async def _revalidated(
-        self,
-        req: RequestHead,
-        req_cc: Directives,
-        policy: Policy,
-        rk: RequestKey,
-        stale: CacheEntry,
-        head: ResponseHead,
-        request_time: float,
-        response_time: float,
-        origin_time: float,
-        lead: Lead | None,
-    ) -> Reply:
+    async def _revalidated(self, f: Fetch, stale: CacheEntry, answer: Answer, lead: Lead | None) -> Reply:
         """§4.3.3/§4.3.4: the origin confirmed our copy; freshen it with the 304's fields."""
-        updated_headers = spec.merged_headers(stale, head)
+        req, rk = f.inc.head, f.rk
+        updated_headers = spec.merged_headers(stale, answer.head)
         merged_head = ResponseHead(stale.status, updated_headers)
-        decision = spec.decide_store(req, req_cc, merged_head, policy.rules, request_time=request_time, response_time=response_time)
+        decision = spec.decide_store(
+            req, f.req_cc, merged_head, f.policy.rules, request_time=answer.request_time, response_time=answer.response_time
+        )
         if isinstance(decision, spec.NoStore):
             entry = replace(stale, headers=tuple((k, v) for k, v in updated_headers if k != "age"), fresh_for=0.0)
             await self._forget(rk)
             self._resolve(lead, Uncacheable())
-            return self._from_cache(req, entry, CachePhase.REVALIDATED, response_time, rk, fwd_status=304)
-        entry = spec.freshened(stale, updated_headers, decision, request_time=request_time, response_time=response_time)
-        await self._put(rk, entry, response_time)
+            return self._from_cache(req, entry, CachePhase.REVALIDATED, answer.response_time, rk, fwd_status=304)
+        entry = spec.freshened(
+            stale, updated_headers, decision, request_time=answer.request_time, response_time=answer.response_time
+        )
+        await self._put(rk, entry, answer.response_time)
         self._resolve(lead, Filled(entry))
-        reply = self._from_cache(req, entry, CachePhase.REVALIDATED, response_time, rk, fwd_status=304, stored=True)
-        reply.origin_time = origin_time
+        reply = self._from_cache(req, entry, CachePhase.REVALIDATED, answer.response_time, rk, fwd_status=304, stored=True)
+        reply.origin_time = answer.origin_time
         return reply
 
     def _stream_uncached(
-        self,
-        policy: Policy,
-        req: RequestHead,
-        resp: UpstreamResponse,
-        head: ResponseHead,
-        reason: NoCacheReason,
-        phase: CachePhase,
-        rk: RequestKey,
-        origin_time: float,
-        lead: Lead | None,
-        prefix: bytes = b"",
+        self, f: Fetch, answer: Answer, reason: NoCacheReason, lead: Lead | None, prefix: bytes = b""
     ) -> Reply:
         """Relay a response we do not store; waiters are released to fetch on their own."""
+        resp = answer.response
         # Hit-for-miss marks what the origin says is uncacheable for everyone, not transient
         # failures (5xx) nor errors one client provoked for itself (400, 429, …).
         if reason not in HFM_EXEMPT and resp.status < 500 and resp.status not in spec.POISONABLE:
-            self.hit_for_miss.remember(rk.hash, self.clock() + policy.rules.hit_for_miss)
+            self.hit_for_miss.remember(f.rk.hash, self.clock() + f.policy.rules.hit_for_miss)
         self._resolve(lead, Uncacheable())
-        status = CacheStatus(phase, fwd_status=resp.status, detail=reason.value)
-        headers = self._delivery_headers(head.headers, status)
-        if req.method == "HEAD":
-            resp.close()
-            return Reply(resp.status, headers, phase=phase, key_hash=rk.hash, detail=reason.value, origin_time=origin_time)
-        return Reply(
+        status = CacheStatus(f.phase, fwd_status=resp.status, detail=reason.value)
+        reply = Reply(
             resp.status,
-            headers,
-            stream=_prepend(prefix, resp.rest()),
-            phase=phase,
-            key_hash=rk.hash,
+            self._delivery_headers(answer.head.headers, status),
+            phase=f.phase,
+            key_hash=f.rk.hash,
             detail=reason.value,
-            origin_time=origin_time,
+            origin_time=answer.origin_time,
         )
+        if f.inc.head.method == "HEAD":
+            resp.close()
+        else:
+            reply.stream = _prepend(prefix, resp.rest())
+        return reply
 
     # ------------------------------------------------------------ pass (no lookup)
 
@@ -464,7 +442,7 @@ class Edge:
         async def run() -> None:
             try:
                 reply = await self._collapsed_fetch(
-                    refresh, policy, rk, Directives(), CachePhase.EXPIRED, stale, spec.conditional_headers(stale)
+                    Fetch(refresh, policy, rk, Directives(), CachePhase.EXPIRED, stale, spec.conditional_headers(stale))
                 )
                 if reply.stream is not None:
                     async for _ in reply.stream:
@@ -581,12 +559,13 @@ class Edge:
             cache_status=status,
         )
 
-    def _origin_failed(self, req: RequestHead, stale: CacheEntry | None, error: UpstreamError, rk: RequestKey) -> Reply:
+    def _origin_failed(self, f: Fetch, error: UpstreamError) -> Reply:
+        """RFC 5861 §4: the stale copy if it may answer an error, else 502/504."""
         now = self.clock()
-        if stale is not None and spec.may_serve_stale_on_error(stale, now):
-            reply = self._from_cache(req, stale, CachePhase.STALE, now, rk, detail=f"origin-{error.kind.value}")
+        if f.stale is not None and spec.may_serve_stale_on_error(f.stale, now):
+            reply = self._from_cache(f.inc.head, f.stale, CachePhase.STALE, now, f.rk, detail=f"origin-{error.kind.value}")
         else:
-            log.warning("origin failure for key %s: %s", rk.hash.hex(), error)
+            log.warning("origin failure for key %s: %s", f.rk.hash.hex(), error)
             reply = self._error_reply(error.status_hint, error.public_message, CachePhase.ERROR, detail=error.kind.value)
         reply.origin_error = error.kind.value
         return reply
