@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from edgeproxy.cache.directives import (
@@ -472,18 +473,42 @@ def freshened(
     return replace(
         entry,
         headers=decision.headers if decision.headers else headers,
-        request_time=request_time,
-        response_time=response_time,
-        fresh_for=decision.fresh_for,
-        initial_age=decision.initial_age,
-        stale_while_revalidate=decision.stale_while_revalidate,
-        stale_if_error=decision.stale_if_error,
-        must_revalidate=decision.must_revalidate,
-        no_cache=decision.no_cache,
         tags=decision.tags or entry.tags,
-        stored_at=response_time,
+        **_timing(decision, request_time, response_time),
     )
 
+
+def new_entry(
+    decision: Store,
+    *,
+    key: str,
+    url: str,
+    status: int,
+    body: bytes,
+    vary: Headers,
+    request_time: float,
+    response_time: float,
+) -> CacheEntry:
+    """The entry to store for a response ``decide_store`` accepted."""
+    return CacheEntry(
+        key=key, url=url, status=status, headers=decision.headers, body=body, vary=vary, tags=decision.tags,
+        **_timing(decision, request_time, response_time),
+    )
+
+
+def _timing(decision: Store, request_time: float, response_time: float) -> dict[str, Any]:
+    """The lifetime and §4.2.3 timing fields an entry takes from a store decision."""
+    return {
+        "request_time": request_time,
+        "response_time": response_time,
+        "fresh_for": decision.fresh_for,
+        "initial_age": decision.initial_age,
+        "stale_while_revalidate": decision.stale_while_revalidate,
+        "stale_if_error": decision.stale_if_error,
+        "must_revalidate": decision.must_revalidate,
+        "no_cache": decision.no_cache,
+        "stored_at": response_time,
+    }
 
 def validator_matches(entry: CacheEntry, resp: ResponseHead) -> bool:
     """§4.3.3: does this 304 let us reuse ``entry``?

@@ -471,23 +471,9 @@ class Edge:
         names = vary_names(head.header("vary")) or ()
         vary_pairs = selecting_headers(names, req) if names else ()
         key_text = variant_key_text(rk.text, vary_pairs) if names else rk.text
-        entry = CacheEntry(
-            key=key_text,
-            url=rk.url,
-            status=head.status,
-            headers=decision.headers,
-            body=body,
-            request_time=request_time,
-            response_time=response_time,
-            fresh_for=decision.fresh_for,
-            initial_age=decision.initial_age,
-            stale_while_revalidate=decision.stale_while_revalidate,
-            stale_if_error=decision.stale_if_error,
-            must_revalidate=decision.must_revalidate,
-            no_cache=decision.no_cache,
-            vary=vary_pairs,
-            tags=decision.tags,
-            stored_at=response_time,
+        entry = spec.new_entry(
+            decision, key=key_text, url=rk.url, status=head.status, body=body, vary=vary_pairs,
+            request_time=request_time, response_time=response_time,
         )
         if policy.personalize is not None and self.personalize is not None:
             entry = self.personalize.prepare_entry(entry, policy.personalize)
