@@ -181,10 +181,23 @@ def run_leg(config: RunConfig, target: Target, round_no: int = 1) -> Leg:
     return Leg(target, round_no, load, events)
 
 
+WARMUP_ATTEMPTS = 5
+
+
 def _warm_up(url: str, config: RunConfig) -> None:
+    """Fill the target's cache before measuring. A just-started peer can fail its first backend
+    fetch (Varnish answers 503 while its backend connection settles), so each warm-up request
+    is retried a few times; nothing measured depends on it."""
     for path in config.scenario.workload.warmup_paths():
-        with urllib.request.urlopen(url + path, timeout=10) as resp:
-            resp.read()
+        for attempt in range(1, WARMUP_ATTEMPTS + 1):
+            try:
+                with urllib.request.urlopen(url + path, timeout=10) as resp:
+                    resp.read()
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 or attempt == WARMUP_ATTEMPTS:
+                    raise
+                time.sleep(0.2 * attempt)
 
 
 @dataclass(slots=True)
