@@ -30,7 +30,7 @@ SUBCOMMAND_MODULES = (
 
 
 SERVE_SETTINGS = (
-    "origin", "listen", "policies", "cache-size", "redis", "workers", "admin", "admin-token", "models",
+    "origin", "listen", "hosts", "policies", "cache-size", "redis", "workers", "admin", "admin-token", "models",
     "events", "access-log", "access-log-sample", "log-level",
 )
 
@@ -89,6 +89,8 @@ def _add_serve(sub: argparse._SubParsersAction, config: dict[str, str]) -> None:
                    help="default origin base URL, e.g. http://127.0.0.1:8000 (policies may set others)")
     p.add_argument("--listen", type=split_listen, default=setting("listen", "127.0.0.1:8080"),
                    help="address to serve clients on (default 127.0.0.1:8080)")
+    p.add_argument("--hosts", default=setting("hosts"),
+                   help="comma-separated hosts to serve; any other Host gets 421 (default: any host)")
     p.add_argument("--policies", type=Path, default=setting("policies"),
                    help="directory of policy YAML files (default: built-in rules only)")
     p.add_argument("--cache-size", type=_size, default=setting("cache_size", "256MB"),
@@ -131,7 +133,8 @@ def _serve(args: argparse.Namespace) -> int:
     config = ProxyConfig(origin=args.origin, host=host, port=port, cache_size=size,
                          policies=args.policies, redis=args.redis, admin=admin, admin_token=args.admin_token,
                          access_log=args.access_log, access_log_sample=args.access_log_sample,
-                         models=args.models, **({"events_path": args.events} if args.events else {}))
+                         models=args.models, hosts=tuple(h.strip() for h in (args.hosts or "").split(",") if h.strip()),
+                         **({"events_path": args.events} if args.events else {}))
     return serve(config, workers=args.workers)
 
 

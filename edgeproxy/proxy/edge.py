@@ -103,6 +103,7 @@ class Edge:
         max_object_lifetime: float = 86_400.0,
         fill_lock: FillLock | None = None,
         fleet_ready: Callable[[], bool] = lambda: True,
+        hosts: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._policies = policies
@@ -115,6 +116,8 @@ class Edge:
         self.max_object_lifetime = max_object_lifetime
         self.fill_lock = fill_lock
         self.fleet_ready = fleet_ready
+        self.hosts = hosts
+        """Hosts this proxy serves (lower-case, no port); empty: any Host."""
         self.personalize: PersonalizeStage | None = None
         """Set once the ranker is loaded; until then lists are served in their base order."""
         """False while Redis is known to be down: skip fleet locks instead of timing out on them."""
@@ -123,8 +126,18 @@ class Edge:
 
     # ------------------------------------------------------------ entry point
 
+    def misdirected(self, host: str) -> bool:
+        """RFC 9110 §15.5.20: a Host outside the configured list is not ours to answer (the
+        origin may serve other virtual hosts that must not be reachable through us)."""
+        if not self.hosts:
+            return False
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        return name.lower().rstrip(".") not in self.hosts
+
     async def handle(self, inc: Incoming) -> Reply:
         req = inc.head
+        if self.misdirected(req.host):
+            return self._error_reply(421, f"this proxy does not serve host {req.host!r}", CachePhase.BYPASS, "misdirected")
         policy: Policy = self._policies().match(req.host, req.method, req.path)  # type: ignore[attr-defined]
         settings = policy.personalize if self.personalize is not None else None
         if settings is None:
@@ -144,6 +157,8 @@ class Edge:
         """The synchronous hit path: a fresh L1 hit answered without a coroutine; None sends
         the request down the full path (``handle``). Same rules, fewer awaits."""
         req = inc.head
+        if self.hosts and self.misdirected(req.host):
+            return None
         policy: Policy = self._policies().match(req.host, req.method, req.path)  # type: ignore[attr-defined]
         if (policy.personalize is not None and self.personalize is not None) or bypass_reason(policy, req) is not None:
             return None

@@ -78,6 +78,8 @@ class ProxyConfig:
     """Impressions and clicks without Redis (with Redis: a Redis Stream)."""
     demo_profiles: bool = False
     """Seed the demo world's user profiles (``make demo``)."""
+    hosts: tuple[str, ...] = ()
+    """Hosts served; any other Host gets 421 without reaching the origin. Empty: any Host."""
 
 
 class ProxyRuntime:
@@ -104,6 +106,7 @@ class ProxyRuntime:
             ),
             bans=self.bans,
             max_object_lifetime=config.max_object_lifetime,
+            hosts=frozenset(h.lower().rstrip(".") for h in config.hosts),
         )
         self.metrics = ProxyMetrics()
         self.metrics.add_store_source(self._l1_sample)
