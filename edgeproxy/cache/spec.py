@@ -542,19 +542,23 @@ def client_not_modified(req: RequestHead, entry: CacheEntry) -> bool:
         return False
     inm = req.header("if-none-match")
     if inm is not None:
-        if inm.strip() == "*":
-            return True
-        etag = entry.header("etag")
-        if etag is None:
-            return False
-        # Unquoted (invalid) tags are compared as sent, so a sloppy origin still gets 304s.
-        wanted = _ENTITY_TAG.findall(inm) or [t.strip() for t in inm.split(",")]
-        return _weak(etag.strip()) in {_weak(tag) for tag in wanted}
+        return none_match_hits(inm, entry.header("etag"))
     ims = parse_http_date(req.header("if-modified-since"))
     if ims is None:
         return False
     last_modified = parse_http_date(entry.header("last-modified")) or parse_http_date(entry.header("date"))
     return last_modified is not None and last_modified <= ims
+
+
+def none_match_hits(if_none_match: str, etag: str | None) -> bool:
+    """RFC 9110 §13.1.2: If-None-Match with weak comparison; ``*`` matches any representation.
+    Unquoted (invalid) tags are compared as sent, so a sloppy origin still gets 304s."""
+    if if_none_match.strip() == "*":
+        return True
+    if etag is None:
+        return False
+    wanted = _ENTITY_TAG.findall(if_none_match) or [t.strip() for t in if_none_match.split(",")]
+    return _weak(etag.strip()) in {_weak(tag) for tag in wanted}
 
 
 def _weak(etag: str) -> str:

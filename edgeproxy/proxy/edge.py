@@ -29,11 +29,11 @@ from edgeproxy.policies.model import OriginSettings, PersonalizeSettings, Policy
 from edgeproxy.proxy import hdrs
 from edgeproxy.proxy.collapse import Collapser, Failed, Filled, Lead, Uncacheable
 from edgeproxy.proxy.hitformiss import HitForMiss
-from edgeproxy.proxy.personalization import BASE_ONLY_FIELDS, PersonalizeStage, etag_listed
+from edgeproxy.proxy.personalization import BASE_ONLY_FIELDS, PersonalizeStage
 from edgeproxy.proxy.reply import Incoming, Reply
 from edgeproxy.proxy.upstream import Upstream, UpstreamError, UpstreamFailure, UpstreamResponse
 from edgeproxy.storage.locks import FillLock
-from edgeproxy.storage.tiered import Tier
+from edgeproxy.storage.tiered import Tier, TieredStore
 
 log = logging.getLogger("edgeproxy.edge")
 
@@ -51,9 +51,12 @@ FLEET_LOCK_MAX = 10.0
 """Longest a fleet fill lock is held (seconds); it expires by itself if its holder dies."""
 FLEET_WAIT = 2.0
 """How long a process waits for another process's fill before fetching itself."""
-NOT_MODIFIED_FIELDS = frozenset(
-    {"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"}
+NOT_MODIFIED_KEPT = frozenset(
+    {"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified", "age", "via", "cache-status"}
 )
+"""What a 304 to the client carries: the RFC 9110 §15.4.5 fields, plus Age, Via, Cache-Status."""
+ORIGIN_ONLY_FIELDS = spec.SURROGATE_HEADERS | {"age"}
+"""Origin fields a client never gets from us: surrogate keys/controls, and an Age we recompute."""
 
 
 def keyed_url(policies: PolicySet, url: str) -> str:
@@ -95,8 +98,8 @@ class Edge:
     def __init__(
         self,
         *,
-        policies: Callable[[], object],
-        store: object,
+        policies: Callable[[], PolicySet],
+        store: TieredStore,
         upstream: Upstream,
         default_origin: OriginSettings,
         bans: BanList,
@@ -138,7 +141,7 @@ class Edge:
         req = inc.head
         if self.misdirected(req.host):
             return self._error_reply(421, f"this proxy does not serve host {req.host!r}", CachePhase.BYPASS, "misdirected")
-        policy: Policy = self._policies().match(req.host, req.method, req.path)  # type: ignore[attr-defined]
+        policy: Policy = self._policies().match(req.host, req.method, req.path)
         settings = policy.personalize if self.personalize is not None else None
         if settings is None:
             reply = await self._handle(inc, policy)
@@ -159,12 +162,12 @@ class Edge:
         req = inc.head
         if self.hosts and self.misdirected(req.host):
             return None
-        policy: Policy = self._policies().match(req.host, req.method, req.path)  # type: ignore[attr-defined]
+        policy: Policy = self._policies().match(req.host, req.method, req.path)
         if (policy.personalize is not None and self.personalize is not None) or bypass_reason(policy, req) is not None:
             return None
         rk = request_key(policy, req)
         now = self.clock()
-        entry = self.store.l1.get_nowait(rk.hash)  # type: ignore[attr-defined]
+        entry = self.store.l1.get_nowait(rk.hash)
         if not isinstance(entry, CacheEntry) or entry.key != rk.text or self.bans.verdict(entry) is not BanVerdict.NONE:
             return None
         if not isinstance(spec.decide_lookup(parse_cache_control(req.header("cache-control")), entry, now), spec.Fresh):
@@ -202,14 +205,13 @@ class Edge:
         if entry.prepared is None:
             # Entries promoted from L2 (or stored before the ranker loaded) are prepared once here.
             entry = self.personalize.prepare_entry(entry, settings)
-            self.store.l1.put_nowait(key_hash(entry.key), entry, max(0.0, spec.storage_ttl(entry, now)))  # type: ignore[attr-defined]
+            self.store.l1.put_nowait(key_hash(entry.key), entry, max(0.0, spec.storage_ttl(entry, now)))
         ranked = await self.personalize.rank(req, entry, settings, now)
         if ranked is None:
             # Nothing to rank: the shared representation goes out, and the client's own
             # validators (set aside for the ranked case) are answered against it.
             if spec.client_not_modified(req, entry):
-                kept = [(k, v) for k, v in reply.headers if k in NOT_MODIFIED_FIELDS or k in ("age", "via", "cache-status")]
-                return replace(reply, status=304, headers=kept, body=b"")
+                return replace(reply, status=304, headers=_not_modified(reply.headers), body=b"")
             return reply
         body, extra_headers, detail, elapsed = ranked
         status = replace(reply.cache_status, detail=f"{reply.cache_status.detail or reply.phase.value} {detail}")
@@ -221,22 +223,22 @@ class Edge:
         vary = ", ".join(dict.fromkeys((*(vary_names(reply.entry.header("vary")) or ()), "cookie", settings.user_header)))
         headers += [*extra_headers, ("cache-control", cache_control), ("vary", vary), ("cache-status", status.render())]
         etag = extra_headers[0][1]
-        if etag_listed(req.header("if-none-match"), etag):
-            kept = [(k, v) for k, v in headers if k in NOT_MODIFIED_FIELDS or k in ("age", "via", "cache-status")]
-            return replace(reply, status=304, headers=kept, body=b"", cache_status=status, timings={"rank": elapsed})
+        inm = req.header("if-none-match")
+        if inm is not None and spec.none_match_hits(inm, etag):
+            return replace(reply, status=304, headers=_not_modified(headers), body=b"", cache_status=status, timings={"rank": elapsed})
         return replace(reply, headers=headers, body=body, cache_status=status, timings={**reply.timings, "rank": elapsed})
 
     # ------------------------------------------------------------ lookup
 
     async def _lookup(self, rk: RequestKey, req: RequestHead) -> tuple[CacheEntry | None, CachePhase, Tier]:
-        obj, tier = await self.store.get_with_tier(rk.hash)  # type: ignore[attr-defined]
+        obj, tier = await self.store.get_with_tier(rk.hash)
         if obj is None:
             return None, CachePhase.MISS, Tier.NONE
         if isinstance(obj, VaryIndex):
             if obj.key != rk.text:
                 return None, CachePhase.MISS, Tier.NONE
             variant = variant_key_text(rk.text, selecting_headers(obj.header_names, req))
-            obj, tier = await self.store.get_with_tier(key_hash(variant))  # type: ignore[attr-defined]
+            obj, tier = await self.store.get_with_tier(key_hash(variant))
             if not isinstance(obj, CacheEntry) or obj.key != variant:
                 return None, CachePhase.VARY_MISS, Tier.NONE
         elif obj.key != rk.text:
@@ -326,9 +328,9 @@ class Edge:
         if resp.status == 304:
             # We sent no precondition, so a 304 carries nothing a client without a copy can use.
             resp.close()
-            error = UpstreamError(UpstreamFailure.PROTOCOL, "origin answered 304 to an unconditional request")
-            self._resolve(lead, Failed(error))
-            return self._origin_failed(f, error)
+            bogus = UpstreamError(UpstreamFailure.PROTOCOL, "origin answered 304 to an unconditional request")
+            self._resolve(lead, Failed(bogus))
+            return self._origin_failed(f, bogus)
         if resp.status in STALE_IF_ERROR_STATUSES and f.stale is not None and spec.may_serve_stale_on_error(f.stale, response_time):
             resp.close()
             self._resolve(lead, Uncacheable())
@@ -443,7 +445,7 @@ class Edge:
         each target URI as sent and as the matching policy keys it."""
         targets = spec.invalidation_targets(req, head, req.host)
         if targets:
-            keyed = [keyed_url(self._policies(), target) for target in targets]  # type: ignore[arg-type]
+            keyed = [keyed_url(self._policies(), target) for target in targets]
             self.bans.add(Ban.create(self.clock(), urls=[*targets, *keyed]))
 
     # ------------------------------------------------------------ background refresh
@@ -494,7 +496,7 @@ class Edge:
             entry = self.personalize.prepare_entry(entry, policy.personalize)
         if names:
             variant = key_hash(key_text).hex()
-            known = await self.store.get(rk.hash)  # type: ignore[attr-defined]
+            known = await self.store.get(rk.hash)
             variants = known.variants if isinstance(known, VaryIndex) and known.header_names == names else ()
             if variant not in variants:
                 if len(variants) >= MAX_VARIANTS:
@@ -505,7 +507,7 @@ class Edge:
                 key=rk.text, header_names=names, stored_at=response_time,
                 fresh_for=self.max_object_lifetime, variants=variants,
             )
-            await self.store.put(rk.hash, index, self.max_object_lifetime)  # type: ignore[attr-defined]
+            await self.store.put(rk.hash, index, self.max_object_lifetime)
         await self._put(rk, entry, response_time)
         return entry, True
 
@@ -513,10 +515,10 @@ class Edge:
         key = key_hash(entry.key) if entry.vary else rk.hash
         ttl = min(spec.storage_ttl(entry, now), self.max_object_lifetime)
         if ttl > 0:
-            await self.store.put(key, entry, ttl)  # type: ignore[attr-defined]
+            await self.store.put(key, entry, ttl)
 
     async def _forget(self, rk: RequestKey) -> None:
-        await self.store.delete(rk.hash)  # type: ignore[attr-defined]
+        await self.store.delete(rk.hash)
 
     # ------------------------------------------------------------ replies
 
@@ -535,21 +537,21 @@ class Edge:
         detail: str | None = None,
         headers: Headers | None = None,
     ) -> Reply:
-        """Deliver a stored response; ``headers`` replaces its stored fields for this delivery."""
-        age = spec.current_age(entry, now)
-        ttl = entry.fresh_for - age
+        """Deliver a stored response; ``headers`` (the origin's own fields, for the client whose
+        request filled the cache) replaces its stored fields for this delivery."""
+        ttl = spec.remaining_ttl(entry, now)
         hit_detail = detail or (tier.value if phase is CachePhase.HIT and tier is not Tier.NONE else None)
         status = CacheStatus(
             phase, fwd_status=fwd_status, ttl=ttl, stored=stored, collapsed=collapsed, detail=hit_detail
         )
-        delivered = [(k, v) for k, v in (entry.headers if headers is None else headers) if k != "age"]
-        delivered.append(("age", str(int(age))))
+        # Stored fields already lack Age and the surrogate fields (spec drops them at store time).
+        base = entry.headers if headers is None else [(k, v) for k, v in headers if k not in ORIGIN_ONLY_FIELDS]
+        delivered = _finish([*base, ("age", str(int(spec.current_age(entry, now))))], status)
         if spec.client_not_modified(req, entry):
-            kept = [(k, v) for k, v in delivered if k in NOT_MODIFIED_FIELDS or k == "age"]
-            return Reply(304, self._delivery_headers(kept, status), phase=phase, key_hash=rk.hash, ttl=ttl, detail=hit_detail)
+            return Reply(304, _not_modified(delivered), phase=phase, key_hash=rk.hash, ttl=ttl, detail=hit_detail)
         return Reply(
             entry.status,
-            self._delivery_headers(delivered, status),
+            delivered,
             body=entry.body,
             phase=phase,
             key_hash=rk.hash,
@@ -582,11 +584,9 @@ class Edge:
         return Reply(status, headers, body=f"{status} {message}\n".encode(), phase=phase, detail=detail)
 
     @staticmethod
-    def _delivery_headers(headers: Headers | list[tuple[str, str]], status: CacheStatus) -> list[tuple[str, str]]:
-        out = [(k, v) for k, v in headers if k not in spec.SURROGATE_HEADERS]
-        out.append(("via", hdrs.VIA_VALUE))
-        out.append(("cache-status", status.render()))
-        return out
+    def _delivery_headers(headers: Headers, status: CacheStatus) -> list[tuple[str, str]]:
+        """An origin response relayed unstored: its fields minus the surrogate ones, plus ours."""
+        return _finish([(k, v) for k, v in headers if k not in spec.SURROGATE_HEADERS], status)
 
     # ------------------------------------------------------------ upstream request headers
 
@@ -625,6 +625,17 @@ class Edge:
         for task in list(self._refreshing):
             task.cancel()
         await asyncio.gather(*self._refreshing, return_exceptions=True)
+
+
+def _finish(headers: list[tuple[str, str]], status: CacheStatus) -> list[tuple[str, str]]:
+    """Append the fields every reply of ours carries (RFC 9110 §7.6.3 Via, RFC 9211 Cache-Status)."""
+    headers.append(("via", hdrs.VIA_VALUE))
+    headers.append(("cache-status", status.render()))
+    return headers
+
+
+def _not_modified(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in headers if k in NOT_MODIFIED_KEPT]
 
 
 async def _prepend(prefix: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

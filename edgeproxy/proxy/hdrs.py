@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
+from edgeproxy.cache import spec
 from edgeproxy.cache.entry import Headers
 
-# RFC 9110 §7.6.1: connection-specific fields never forwarded, plus the legacy ones.
-HOP_BY_HOP = frozenset(
-    {
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-        "upgrade", "proxy-authenticate", "proxy-authorization", "proxy-authentication-info",
-    }
-)
+# RFC 9110 §7.6.1: connection-specific fields, never forwarded nor stored (one list, the core's).
+HOP_BY_HOP = spec.HOP_BY_HOP
 
 # Headers that change what some origins or frameworks answer but are not in the cache key:
 # forwarding them lets one client poison the cached response for everyone (unless a policy

@@ -49,14 +49,6 @@ def _text_reply(status: int, message: str, *extra: tuple[str, str]) -> Reply:
     return Reply(status, headers, body=f"{message}\n".encode(), phase=CachePhase.BYPASS, detail="feedback")
 
 
-def etag_listed(if_none_match: str | None, etag: str) -> bool:
-    """RFC 9110 §13.1.2: If-None-Match uses weak comparison; ``*`` matches any representation."""
-    if if_none_match is None:
-        return False
-    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-    return "*" in tags or etag.removeprefix("W/") in tags
-
-
 class PersonalizeStage:
     def __init__(self, personalizer: Personalizer, metrics: ProxyMetrics) -> None:
         self.personalizer = personalizer
