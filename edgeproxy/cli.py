@@ -97,7 +97,7 @@ def _add_serve(sub: argparse._SubParsersAction, config: dict[str, str]) -> None:
                    help="in-process (L1) cache bound in bytes, e.g. 256MB (default 256MB)")
     p.add_argument("--redis", default=setting("redis"),
                    help="shared L2 cache and fleet bus, e.g. redis://127.0.0.1:6379/0 (default: none)")
-    p.add_argument("--workers", type=int, default=int(setting("workers", "1") or 1),
+    p.add_argument("--workers", type=int, default=setting("workers", "1"),
                    help="worker processes sharing the port with SO_REUSEPORT (default 1)")
     p.add_argument("--admin", type=split_listen, default=setting("admin"),
                    help="admin API address, e.g. 127.0.0.1:9090 (default: no admin API)")
@@ -109,7 +109,7 @@ def _add_serve(sub: argparse._SubParsersAction, config: dict[str, str]) -> None:
                    help="impression/click log without Redis (default ./edgeproxy-events.jsonl; with Redis: a stream)")
     p.add_argument("--access-log", default=setting("access_log"),
                    help="write one JSON line per request to this file ('-' for stdout; default: none)")
-    p.add_argument("--access-log-sample", type=float, default=float(setting("access_log_sample", "1.0") or 1.0),
+    p.add_argument("--access-log-sample", type=float, default=setting("access_log_sample", "1.0"),
                    help="fraction of requests logged, 0..1 (server errors are always logged; default 1.0)")
     p.add_argument("--log-level", default=setting("log_level", "info"), help="debug, info, warning, error")
     p.set_defaults(func=_serve)
@@ -127,11 +127,10 @@ def _serve(args: argparse.Namespace) -> int:
                 print(problem, file=sys.stderr)
             print(f"edgeproxy: not starting: {len(exc.problems)} problem(s) in {args.policies}", file=sys.stderr)
             return 1
-    host, port = args.listen if isinstance(args.listen, tuple) else split_listen(args.listen)
-    size = args.cache_size if isinstance(args.cache_size, int) else parse_size(args.cache_size)
-    admin = args.admin if isinstance(args.admin, tuple) or args.admin is None else split_listen(args.admin)
-    config = ProxyConfig(origin=args.origin, host=host, port=port, cache_size=size,
-                         policies=args.policies, redis=args.redis, admin=admin, admin_token=args.admin_token,
+    # argparse applies each flag's type to string defaults (environment, config file) too.
+    host, port = args.listen
+    config = ProxyConfig(origin=args.origin, host=host, port=port, cache_size=args.cache_size,
+                         policies=args.policies, redis=args.redis, admin=args.admin, admin_token=args.admin_token,
                          access_log=args.access_log, access_log_sample=args.access_log_sample,
                          models=args.models, hosts=tuple(h.strip() for h in (args.hosts or "").split(",") if h.strip()),
                          **({"events_path": args.events} if args.events else {}))
@@ -147,8 +146,7 @@ def _add_demo_origin(sub: argparse._SubParsersAction) -> None:
 def _demo_origin(args: argparse.Namespace) -> int:
     from edgeproxy.demo.origin import run
 
-    host, port = args.listen if isinstance(args.listen, tuple) else split_listen(args.listen)
-    run(host, port)
+    run(*args.listen)
     return 0
 
 
