@@ -24,7 +24,7 @@ from edgeproxy.admin.stats import LiveStats
 from edgeproxy.admin.statsboard import StatsBoard
 from edgeproxy.cache.bans import Ban, BanList
 from edgeproxy.demo.world import World
-from edgeproxy.metrics import MULTIPROC_ENV, ProxyMetrics, StoreSample
+from edgeproxy.metrics import MULTIPROC_ENV, CircuitState, ProxyMetrics, StoreSample
 from edgeproxy.personalize.runtime import PersonalizeConfig, open_personalizer
 from edgeproxy.policies.model import OriginSettings
 from edgeproxy.policies.reload import PolicyHolder, ReloadResult
@@ -38,13 +38,19 @@ from edgeproxy.proxy.protocol import EdgeProtocol
 from edgeproxy.proxy.reply import Incoming, Reply
 from edgeproxy.proxy.server import ConnectionSet, ServerContext, ServerLimits
 from edgeproxy.proxy.upstream import Upstream
+from edgeproxy.storage.breaker import BreakerState
 from edgeproxy.storage.memory import MemoryStore
 from edgeproxy.storage.null import NullStore
+from edgeproxy.storage.redis import CallOutcome
 from edgeproxy.storage.tiered import TieredStore
 
 log = logging.getLogger("edgeproxy.runtime")
 
 FEEDBACK_PATH = "/_edge/feedback"
+L2_ERROR_KINDS = {CallOutcome.TIMEOUT: "timeout", CallOutcome.ERROR: "connection", CallOutcome.REJECTED: "circuit_open"}
+CIRCUIT_STATES = {
+    BreakerState.CLOSED: CircuitState.CLOSED, BreakerState.HALF_OPEN: CircuitState.HALF_OPEN, BreakerState.OPEN: CircuitState.OPEN,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,8 @@ class ProxyRuntime:
         self.bans = BanList(config.max_object_lifetime)
         self.fleet = FleetLink(config.redis, max_object_lifetime=config.max_object_lifetime) if config.redis else None
         self.bus: FleetLink | LocalBus | None = self.fleet or local_bus
+        if self.fleet is not None:
+            self.fleet.store.on_call = self._record_l2
         self.edge = Edge(
             policies=lambda: self.policies.current,
             store=TieredStore(self.l1, self.fleet.store if self.fleet else NullStore()),
@@ -197,6 +205,15 @@ class ProxyRuntime:
         await site.start()
         self.admin_port = self._admin.addresses[0][1]
         log.info("admin API on http://%s:%d", host, self.admin_port)
+
+    def _record_l2(self, op: str, outcome: CallOutcome, seconds: float) -> None:
+        """RedisStore's per-call hook: L2 latency, errors and circuit state for /metrics."""
+        if outcome is CallOutcome.OK:
+            self.metrics.l2_duration[op].observe(seconds)
+        else:
+            self.metrics.l2_errors[op, L2_ERROR_KINDS[outcome]].inc()
+        assert self.fleet is not None
+        self.metrics.l2_circuit.set(CIRCUIT_STATES[self.fleet.store.breaker.state])
 
     async def _open_personalizer(self) -> None:
         """Load (and child-validate) the ranking models; until this ends lists go out unranked."""

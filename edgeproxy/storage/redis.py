@@ -41,6 +41,10 @@ class CallOutcome(enum.Enum):
     ERROR = "error"
 
 
+CallHook = Callable[[str, CallOutcome, float], None]
+"""(operation, outcome, seconds) after each Redis call."""
+
+
 def _ttl_ms(ttl: float) -> int:
     return math.ceil(ttl * 1000)
 
@@ -67,6 +71,8 @@ class RedisStore:
         self.breaker = breaker if breaker is not None else CircuitBreaker()
         self._prefix = f"{namespace}:o:"
         self._counts: Counter[str] = Counter()
+        self.on_call: CallHook | None = None
+        """Told every call's operation, outcome and duration (the proxy's L2 metrics)."""
 
     def redis_key(self, key: bytes) -> str:
         return self._prefix + key.hex()
@@ -155,6 +161,15 @@ class RedisStore:
     ) -> tuple[CallOutcome, T | None]:
         """Run one Redis command through the breaker, bounded by ``timeout``, never raising a
         backend error."""
+        started = time.perf_counter()
+        outcome, result = await self._attempt(command, *args, **kwargs)
+        if self.on_call is not None:
+            self.on_call(getattr(command, "__name__", "call"), outcome, time.perf_counter() - started)
+        return outcome, result
+
+    async def _attempt(
+        self, command: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> tuple[CallOutcome, T | None]:
         if self.breaker.admit(time.monotonic()) is Admission.REJECT:
             self._counts["rejected"] += 1
             return CallOutcome.REJECTED, None
