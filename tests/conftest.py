@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import pytest
 
+# The end-to-end suites' shared fixtures (origin, origin_url, start_proxy, proxy, client, …).
+pytest_plugins = ["tests.support.fixtures"]
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SHARED_REDIS = os.environ.get("EDGEPROXY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 

@@ -21,8 +21,7 @@ import aiohttp
 import pytest
 
 from edgeproxy.proxy.runtime import ProxyConfig, ProxyRuntime, running_proxy
-from tests.proxy.harness import HeaderInput, InFlight, ProxyClient, Seen, proxy_client
-from tests.support.origin import ProgrammableOrigin, serve_app
+from tests.proxy.harness import HeaderInput, ProxyClient, Seen, proxy_client
 
 ADMIN_TOKEN = "t"
 POLICY_FILE = "site.yaml"
@@ -78,25 +77,6 @@ class PolicyEdge:
 
 
 ServePolicy = Callable[..., AbstractAsyncContextManager[PolicyEdge]]
-
-
-@pytest.fixture
-def origin() -> ProgrammableOrigin:
-    return ProgrammableOrigin()
-
-
-@pytest.fixture
-def inflight() -> InFlight:
-    """How many requests ``origin`` is handling at once, and the peak."""
-    return InFlight()
-
-
-@pytest.fixture
-async def origin_url(origin: ProgrammableOrigin, inflight: InFlight) -> AsyncIterator[str]:
-    app = origin.app()
-    app.middlewares.append(inflight.middleware)
-    async with serve_app(app) as url:
-        yield url
 
 
 @pytest.fixture
