@@ -63,8 +63,9 @@ class Ban:
     ) -> Ban:
         return cls(
             issued_at=issued_at,
-            urls=tuple(normalize_purge_target(u) for u in urls),
-            prefixes=tuple(normalize_purge_target(p) for p in prefixes),
+            # dict.fromkeys: one URL named twice (as sent and as keyed) is matched once.
+            urls=tuple(dict.fromkeys(normalize_purge_target(u) for u in urls)),
+            prefixes=tuple(dict.fromkeys(normalize_purge_target(p) for p in prefixes)),
             tags=frozenset(tags),
             everything=everything,
             soft=soft,

@@ -143,7 +143,7 @@ class Edge:
             return self._error_reply(421, f"this proxy does not serve host {req.host!r}", CachePhase.BYPASS, "misdirected")
         policy: Policy = self._policies().match(req.host, req.method, req.path)
         settings = policy.personalize if self.personalize is not None else None
-        if settings is None:
+        if settings is None or req.method not in ("GET", "HEAD"):
             reply = await self._handle(inc, policy)
         else:
             # The client's validators belong to its personalized copy, never to the base object.
