@@ -18,6 +18,9 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
+from edgeproxy.policies.device import DeviceClass
+from edgeproxy.policies.device import device_class as policy_device_class
+
 Floats = npt.NDArray[np.float64]
 
 CATEGORY_BUCKETS = 256
@@ -153,13 +156,11 @@ class UserContext:
 
 
 def device_class(user_agent: str | None) -> Device:
-    """A coarse device class; tablets first because their UAs often also say "mobile"."""
-    ua = (user_agent or "").lower()
-    if "ipad" in ua or "tablet" in ua:
-        return Device.TABLET
-    if "mobi" in ua or "android" in ua or "iphone" in ua:
-        return Device.MOBILE
-    return Device.DESKTOP
+    """The feature code of the device class the policies key on (one User-Agent classifier)."""
+    return _DEVICE_CODES[policy_device_class(user_agent)]
+
+
+_DEVICE_CODES = {DeviceClass.DESKTOP: Device.DESKTOP, DeviceClass.MOBILE: Device.MOBILE, DeviceClass.TABLET: Device.TABLET}
 
 
 def user_features(ctx: UserContext, now: float) -> dict[str, float]:

@@ -37,6 +37,7 @@ from edgeproxy.personalize.model import LoadedModel
 from edgeproxy.personalize.prepared import Prepared
 from edgeproxy.personalize.profiles import ProfileCache
 from edgeproxy.personalize.registry import Arm, Registry
+from edgeproxy.policies.cookies import parse_cookie_header
 from edgeproxy.policies.model import PersonalizeSettings
 
 log = logging.getLogger(__name__)
@@ -70,12 +71,9 @@ class RankResult:
 
 
 def cookie_value(header: str | None, name: str) -> str | None:
-    """One cookie's value from a Cookie header (RFC 6265 §5.4 ``name=value; …``)."""
-    for pair in (header or "").split(";"):
-        key, sep, value = pair.strip().partition("=")
-        if sep and key == name:
-            return value.strip('"')
-    return None
+    """One cookie's value from a Cookie header (the policies' parser), unquoted."""
+    value = parse_cookie_header(header).get(name)
+    return value.strip('"') if value is not None else None
 
 
 def _country(req: RequestHead) -> str | None:

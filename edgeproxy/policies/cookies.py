@@ -12,11 +12,18 @@ def request_cookies(req: RequestHead) -> dict[str, str]:
     """
     cookies: dict[str, str] = {}
     for name, value in req.headers:
-        if name != "cookie":
-            continue
-        for pair in value.split(";"):
-            key, eq, val = pair.partition("=")
-            key = key.strip()
-            if eq and key:
-                cookies.setdefault(key, val.strip())
+        if name == "cookie":
+            parse_cookie_header(value, cookies)
+    return cookies
+
+
+def parse_cookie_header(value: str | None, into: dict[str, str] | None = None) -> dict[str, str]:
+    """``name=value; …`` pairs of one Cookie field (RFC 6265 §5.4), added to ``into`` where the
+    name is not there yet."""
+    cookies = {} if into is None else into
+    for pair in (value or "").split(";"):
+        key, eq, val = pair.partition("=")
+        key = key.strip()
+        if eq and key:
+            cookies.setdefault(key, val.strip())
     return cookies
