@@ -26,6 +26,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from edgeproxy.cache.httpdate import format_http_date
+from edgeproxy.cache.spec import none_match_hits
 from edgeproxy.demo.catalog import CATEGORIES, EPOCH, Item, items_in, make_catalog
 
 CATALOG_MODIFIED = EPOCH
@@ -182,9 +183,7 @@ def not_modified(request: web.Request, etag: str | None, last_modified: float | 
     """Whether a GET/HEAD's preconditions say the client already holds this (RFC 9110 §13.2.2)."""
     if_none_match = request.headers.get(hdrs.IF_NONE_MATCH)
     if if_none_match is not None:
-        # §13.1.2: If-None-Match uses the weak comparison; "*" matches any current representation.
-        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return "*" in tags or (etag is not None and etag.removeprefix("W/") in tags)
+        return none_match_hits(if_none_match, etag)  # §13.1.2, the same rule the cache applies
     # §13.1.3: If-Modified-Since is evaluated only when If-None-Match is absent.
     since = request.if_modified_since
     return since is not None and last_modified is not None and last_modified <= since.timestamp()

@@ -12,11 +12,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from email.utils import formatdate
 from enum import Enum
 from http import HTTPStatus
 from typing import Protocol
 
+from edgeproxy.cache.httpdate import format_http_date
 from edgeproxy.proxy.reply import Incoming, Reply
 
 log = logging.getLogger("edgeproxy.server")
@@ -134,7 +134,7 @@ class DateClock:
         now = int(time.time())
         if now != self._second:
             self._second = now
-            self._value = formatdate(now, usegmt=True)
+            self._value = format_http_date(now)
         return self._value
 
 
