@@ -127,15 +127,35 @@ def _wire_headers(headers: Headers) -> list[tuple[str, str]]:
     return out
 
 
-class Upstream:
-    """Sends re-framed requests to origins over pooled keep-alive connections."""
+IDLE_TIMEOUT = 4.0
+"""Seconds a pooled origin connection may sit idle and still be reused (see ``Upstream``)."""
 
-    def __init__(self, *, pool_size: int = 256) -> None:
+
+class Upstream:
+    """Sends re-framed requests to origins over pooled keep-alive connections.
+
+    ``idle_timeout`` bounds how long an idle pooled connection is reused. It must be shorter than
+    the origin's own keep-alive timeout: an origin closes an idle connection without telling us
+    first, and a request written on it just then fails with a reset. A safe request is retried
+    on a fresh connection (see ``send``), but a POST or PUT cannot be (RFC 9110 §9.2.2), so its
+    client gets a 502 for nothing. Node's http server (``keepAliveTimeout``) and uvicorn
+    (``--timeout-keep-alive``) both close after 5 s by default, hence 4 s, not aiohttp's 15 s.
+    """
+
+    def __init__(self, *, pool_size: int = 256, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._pool_size = pool_size
+        self._idle_timeout = idle_timeout
 
     async def start(self) -> None:
-        connector = _GuardedConnector(limit=self._pool_size, limit_per_host=self._pool_size, ttl_dns_cache=300)
+        # aiohttp checks keepalive_timeout when it takes a connection from the pool, not only in
+        # its periodic cleanup, so no connection idle longer than the bound is ever reused.
+        connector = _GuardedConnector(
+            limit=self._pool_size,
+            limit_per_host=self._pool_size,
+            ttl_dns_cache=300,
+            keepalive_timeout=self._idle_timeout,
+        )
         # auto_decompress=False: pass-through bodies are relayed byte-exact, never inflated.
         self._session = aiohttp.ClientSession(
             connector=connector,
