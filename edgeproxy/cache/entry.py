@@ -38,6 +38,9 @@ class CacheEntry:
     """RFC 5861 §3 window after ``fresh_for`` in which a stale copy may be served while refreshing."""
     stale_if_error: float = 0.0
     """RFC 5861 §4 window after ``fresh_for`` in which a stale copy may answer an origin error."""
+    stale_if_disconnected: float = 0.0
+    """RFC 9111 §4.2.4 window after ``fresh_for`` in which a stale copy may answer when the origin
+    cannot be reached at all (the policy's ``stale.if_disconnected``)."""
     must_revalidate: bool = False
     """must-revalidate / proxy-revalidate / s-maxage: never served stale without validation."""
     no_cache: bool = False

@@ -30,6 +30,9 @@ class CacheRules:
     """RFC 5861 window to use when the origin sends none."""
     stale_if_error: float | None = None
     """RFC 5861 window to use when the origin sends none."""
+    stale_if_disconnected: float = 10.0
+    """RFC 9111 §4.2.4: how long past freshness a stale copy may answer when the origin cannot be
+    reached at all (refused, reset, timed out); like Varnish's default grace. 0 turns it off."""
     max_object_size: int = 8 * 1024 * 1024
     """Bodies above this are streamed through and not stored."""
     set_cookie: SetCookieMode = "pass"

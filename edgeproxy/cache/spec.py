@@ -6,9 +6,9 @@ The proxy shell asks three questions and does the I/O the answers call for:
 * :func:`decide_store` — may this origin response be stored, and for how long?
 * :func:`merged_headers` / :func:`freshened` — fold a 304 into the stored response (§4.3.4).
 
-Plus :func:`may_serve_stale_on_error`, :func:`client_not_modified` and
-:func:`invalidation_targets`. Time is always an argument; nothing here reads a clock or
-touches a socket.
+Plus :func:`may_serve_stale_on_error` / :func:`may_serve_stale_disconnected`,
+:func:`client_not_modified` and :func:`invalidation_targets`. Time is always an argument; nothing
+here reads a clock or touches a socket.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ class Miss:
 
     phase: CachePhase
     stale: CacheEntry | None = None
-    """A stale entry with no validator, kept for stale-if-error if the fetch fails."""
+    """A stale entry with no validator, kept to answer if the fetch fails (stale-if-error, or
+    disconnected: :func:`may_serve_stale_disconnected`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +176,22 @@ def may_serve_stale_on_error(entry: CacheEntry, now: float) -> bool:
     """RFC 5861 §4: a stale response may answer an origin error within stale-if-error, unless
     must-revalidate/proxy-revalidate/s-maxage (§5.2.2.2) or no-cache (§5.2.2.4) forbid its
     use without validation."""
+    return _stale_within(entry, now, entry.stale_if_error)
+
+
+def may_serve_stale_disconnected(entry: CacheEntry, now: float) -> bool:
+    """RFC 9111 §4.2.4: "A cache MUST NOT generate a stale response unless it is disconnected or
+    doing so is explicitly permitted". Disconnected (the origin refused, reset or timed out
+    before a complete response head: no answer at all, unlike a 5xx, which is an answer) a
+    stale response may be served within the policy's ``stale.if_disconnected`` window past its
+    freshness (Varnish's grace), under the same prohibitions as stale-if-error."""
+    return _stale_within(entry, now, entry.stale_if_disconnected)
+
+
+def _stale_within(entry: CacheEntry, now: float, window: float) -> bool:
     if entry.must_revalidate or entry.no_cache:
         return False  # RFC 9111 §4.2.4: no stale response where a directive prohibits it
-    return current_age(entry, now) - entry.fresh_for < entry.stale_if_error
+    return current_age(entry, now) - entry.fresh_for < window
 
 
 def remaining_ttl(entry: CacheEntry, now: float) -> float:
@@ -188,8 +202,7 @@ def remaining_ttl(entry: CacheEntry, now: float) -> float:
 def storage_ttl(entry: CacheEntry, now: float) -> float:
     """How long a store should keep ``entry``: freshness plus the stale windows, or long enough
     to revalidate when a validator exists (a stale object with an ETag is still worth a 304)."""
-    grace = max(entry.stale_while_revalidate, entry.stale_if_error)
-    keep = entry.fresh_for + grace - current_age(entry, now)
+    keep = entry.fresh_for + stale_grace(entry) - current_age(entry, now)
     if entry.header("etag") or entry.header("last-modified"):
         keep = max(keep, VALIDATOR_KEEP)
     return keep
@@ -197,6 +210,12 @@ def storage_ttl(entry: CacheEntry, now: float) -> float:
 
 VALIDATOR_KEEP = 300.0
 """Keep objects with validators at least this long past expiry so revalidation can use them."""
+
+
+def stale_grace(entry: CacheEntry) -> float:
+    """How long past its freshness ``entry`` may still be served: the longest of its stale
+    windows (RFC 5861 §3, §4; disconnected, RFC 9111 §4.2.4)."""
+    return max(entry.stale_while_revalidate, entry.stale_if_error, entry.stale_if_disconnected)
 
 
 # ---------------------------------------------------------------- storing responses
@@ -215,6 +234,7 @@ class Store:
     headers: Headers
     tags: frozenset[str]
     heuristic: bool = False
+    stale_if_disconnected: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +316,8 @@ def decide_store(
         headers=headers,
         tags=surrogate_keys(resp),
         heuristic=heuristic,
+        # §4.2.4 "disconnected": no origin directive for it, only the operator's window.
+        stale_if_disconnected=0.0 if forbids_stale else rules.stale_if_disconnected,
     )
 
 
@@ -505,6 +527,7 @@ def _timing(decision: Store, request_time: float, response_time: float) -> dict[
         "initial_age": decision.initial_age,
         "stale_while_revalidate": decision.stale_while_revalidate,
         "stale_if_error": decision.stale_if_error,
+        "stale_if_disconnected": decision.stale_if_disconnected,
         "must_revalidate": decision.must_revalidate,
         "no_cache": decision.no_cache,
         "stored_at": response_time,

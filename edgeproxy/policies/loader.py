@@ -299,6 +299,7 @@ def _rules(r: _Reader, ttl: _Section, stale: _Section, store: _Section) -> Cache
         hit_for_miss=r.value(ttl, "hit_for_miss", parse_duration, defaults.hit_for_miss),
         stale_while_revalidate=r.value(stale, "while_revalidate", parse_duration),
         stale_if_error=r.value(stale, "if_error", parse_duration),
+        stale_if_disconnected=r.value(stale, "if_disconnected", parse_duration, defaults.stale_if_disconnected),
         max_object_size=r.value(store, "max_object_size", parse_size, defaults.max_object_size),
         set_cookie=r.value(store, "set_cookie", one_of("pass", "strip"), defaults.set_cookie),
         cache_errors=r.value(store, "cache_errors", parse_boolean, defaults.cache_errors),

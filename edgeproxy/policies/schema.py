@@ -18,7 +18,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "match": ("hosts", "paths", "methods"),
     "origin": ("url", "connect_timeout", "read_timeout"),
     "ttl": ("default", "min", "max", "force", "negative", "hit_for_miss"),
-    "stale": ("while_revalidate", "if_error"),
+    "stale": ("while_revalidate", "if_error", "if_disconnected"),
     "store": ("max_object_size", "set_cookie", "cache_errors"),
     "key": (
         "query", "query_params", "sort_query", "strip_params", "headers", "cookies",

@@ -124,6 +124,7 @@ def _ttl_lines(rules: CacheRules) -> list[str]:
     def seconds(value: float | None) -> str:
         return format_duration(value) if value is not None else "-"
 
+    disconnected = format_duration(rules.stale_if_disconnected) if rules.stale_if_disconnected else "off"
     return [
         "ttl",
         f"  default    {seconds(rules.default_ttl)} when the origin gives no freshness",
@@ -131,6 +132,7 @@ def _ttl_lines(rules: CacheRules) -> list[str]:
         f"  force      {seconds(rules.force_ttl)}",
         f"  stale      while-revalidate {seconds(rules.stale_while_revalidate)}, "
         f"if-error {seconds(rules.stale_if_error)} (when the origin gives none)",
+        f"             if-disconnected {disconnected} (when the origin cannot be reached)",
     ]
 
 

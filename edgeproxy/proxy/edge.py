@@ -563,10 +563,17 @@ class Edge:
         )
 
     def _origin_failed(self, f: Fetch, error: UpstreamError) -> Reply:
-        """RFC 5861 §4: the stale copy if it may answer an error, else 502/504."""
+        """The stale copy if it may answer this failure (RFC 5861 §4 stale-if-error, else RFC 9111
+        §4.2.4 while disconnected from the origin), else 502/504."""
         now = self.clock()
-        if f.stale is not None and spec.may_serve_stale_on_error(f.stale, now):
-            reply = self._from_cache(f.inc.head, f.stale, CachePhase.STALE, now, f.rk, detail=f"origin-{error.kind.value}")
+        because = None
+        if f.stale is not None:
+            if spec.may_serve_stale_on_error(f.stale, now):
+                because = f"origin-{error.kind.value}"
+            elif error.disconnected and spec.may_serve_stale_disconnected(f.stale, now):
+                because = "disconnected"
+        if f.stale is not None and because is not None:
+            reply = self._from_cache(f.inc.head, f.stale, CachePhase.STALE, now, f.rk, detail=because)
         else:
             log.warning("origin failure for key %s: %s", f.rk.hash.hex(), error)
             reply = self._error_reply(error.status_hint, error.public_message, CachePhase.ERROR, detail=error.kind.value)

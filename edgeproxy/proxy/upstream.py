@@ -26,6 +26,12 @@ class UpstreamFailure(str, Enum):
     TRUNCATED = "truncated"
 
 
+DISCONNECTED = frozenset({UpstreamFailure.CONNECT, UpstreamFailure.TIMEOUT, UpstreamFailure.RESET, UpstreamFailure.PROTOCOL})
+"""Failures that leave the cache without any answer from the origin (RFC 9111 §4.2.4
+"disconnected"): refused, timed out, closed or reset, or a head that is not HTTP. A body cut
+short (TRUNCATED) follows a response the origin did give."""
+
+
 class UpstreamError(Exception):
     """The origin could not give a complete response. ``status_hint`` is what a client gets
     when nothing stale may be served instead: 504 for timeouts, 502 otherwise."""
@@ -40,6 +46,10 @@ class UpstreamError(Exception):
         """What a client may be told: the kind of failure, never the origin's address or the
         client library's exception text (those go to the log)."""
         return "origin timed out" if self.kind is UpstreamFailure.TIMEOUT else f"origin unavailable ({self.kind.value})"
+
+    @property
+    def disconnected(self) -> bool:
+        return self.kind in DISCONNECTED
 
 
 class UpstreamResponse:

@@ -39,7 +39,7 @@ def encode(obj: StoredObject) -> bytes:
         meta: dict[str, Any] = {
             "k": obj.key, "u": obj.url, "s": obj.status, "h": obj.headers,
             "rq": obj.request_time, "rs": obj.response_time, "f": obj.fresh_for,
-            "w": obj.stale_while_revalidate, "e": obj.stale_if_error,
+            "w": obj.stale_while_revalidate, "e": obj.stale_if_error, "d": obj.stale_if_disconnected,
             "m": obj.must_revalidate, "n": obj.no_cache, "v": obj.vary,
             "t": sorted(obj.tags), "a": obj.stored_at,
         }
@@ -99,6 +99,8 @@ def _entry(meta: dict[str, Any], body: bytes) -> CacheEntry:
         fresh_for=_num(meta["f"]),
         stale_while_revalidate=_num(meta["w"]),
         stale_if_error=_num(meta["e"]),
+        # Absent in objects written before the disconnected window existed: they get none.
+        stale_if_disconnected=_num(meta.get("d", 0.0)),
         must_revalidate=_bool(meta["m"]),
         no_cache=_bool(meta["n"]),
         vary=_headers(meta["v"]),

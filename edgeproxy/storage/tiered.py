@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from edgeproxy.cache.entry import CacheEntry, StoredObject
+from edgeproxy.cache.spec import stale_grace
 from edgeproxy.storage.base import Store
 from edgeproxy.storage.memory import MemoryStore
 
@@ -21,12 +22,11 @@ class Tier(enum.Enum):
 
 
 def remaining_ttl(obj: StoredObject, now: float) -> float:
-    """Seconds an object may still be useful: until its freshness and the longer of its stale
-    windows (RFC 5861 §3 stale-while-revalidate, §4 stale-if-error) have run out. A VaryIndex
-    lives as long as the longest-lived variant it points at."""
+    """Seconds an object may still be useful: until its freshness and the longest of its stale
+    windows (``spec.stale_grace``) have run out. A VaryIndex lives as long as the longest-lived
+    variant it points at."""
     if isinstance(obj, CacheEntry):
-        grace = max(obj.stale_while_revalidate, obj.stale_if_error)
-        return obj.response_time + obj.fresh_for + grace - now
+        return obj.response_time + obj.fresh_for + stale_grace(obj) - now
     return obj.stored_at + obj.fresh_for - now
 
 

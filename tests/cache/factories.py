@@ -90,6 +90,7 @@ def entry_from(decision: spec.StoreDecision, resp: ResponseHead, *, at: float = 
         initial_age=decision.initial_age,
         stale_while_revalidate=decision.stale_while_revalidate,
         stale_if_error=decision.stale_if_error,
+        stale_if_disconnected=decision.stale_if_disconnected,
         must_revalidate=decision.must_revalidate,
         no_cache=decision.no_cache,
         tags=decision.tags,

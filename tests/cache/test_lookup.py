@@ -12,6 +12,7 @@ from edgeproxy.cache import spec
 from edgeproxy.cache.directives import parse_cache_control
 from edgeproxy.cache.entry import CacheEntry
 from edgeproxy.cache.phases import CachePhase
+from edgeproxy.cache.rules import CacheRules
 
 from .factories import T0, http_date, make_entry
 
@@ -164,5 +165,8 @@ def test_must_revalidate_fresh_is_served() -> None:
 def test_storage_ttl_covers_stale_windows_and_validators() -> None:
     """Stores keep an entry for freshness plus grace, and long enough to revalidate it."""
     assert spec.storage_ttl(make_entry(cache_control="max-age=60, stale-if-error=600"), T0) == 660
-    assert spec.storage_ttl(make_entry(max_age=60), T0 + 10) == 50
+    assert spec.storage_ttl(make_entry(max_age=60, rules=CacheRules(stale_if_disconnected=0)), T0 + 10) == 50
+    # The policy's disconnected window (10 s by default) is grace too, unless stale is forbidden.
+    assert spec.storage_ttl(make_entry(max_age=60), T0 + 10) == 60
+    assert spec.storage_ttl(make_entry(cache_control="max-age=60, must-revalidate"), T0 + 10) == 50
     assert spec.storage_ttl(make_entry(max_age=60, etag='"e"'), T0 + 10) == spec.VALIDATOR_KEEP

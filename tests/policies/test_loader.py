@@ -196,7 +196,7 @@ def test_a_full_policy_maps_onto_the_model(write_policies: WritePolicies) -> Non
             match: {hosts: [Shop.Example], paths: [/api/*], methods: [get, HEAD]}
             origin: {url: "http://127.0.0.1:9000/", connect_timeout: 500ms, read_timeout: 1m}
             ttl: {default: 30s, min: 5, max: 1h, force: ~, hit_for_miss: 2s, negative: {5xx: 5s, 503: 1s}}
-            stale: {while_revalidate: 30s, if_error: 5m}
+            stale: {while_revalidate: 30s, if_error: 5m, if_disconnected: 1m}
             store: {max_object_size: 512KB, set_cookie: strip, cache_errors: true}
             key: {query: exclude, query_params: [sid], headers: [Accept-Language], cookies: [currency], device_class: true}
             bypass: {methods: [HEAD], cookies: ["*"], headers: [X-Preview], paths: [/api/me], skip_rules: [req_authorization]}
@@ -210,13 +210,22 @@ def test_a_full_policy_maps_onto_the_model(write_policies: WritePolicies) -> Non
     rules = policy.rules
     assert (rules.default_ttl, rules.min_ttl, rules.max_ttl, rules.force_ttl, rules.hit_for_miss) == (30.0, 5.0, 3600.0, None, 2.0)
     assert rules.negative_ttl[503] == 1.0 and rules.negative_ttl[500] == 5.0 and 404 not in rules.negative_ttl
-    assert (rules.stale_while_revalidate, rules.stale_if_error) == (30.0, 300.0)
+    assert (rules.stale_while_revalidate, rules.stale_if_error, rules.stale_if_disconnected) == (30.0, 300.0, 60.0)
     assert (rules.max_object_size, rules.set_cookie, rules.cache_errors) == (512 * 1024, "strip", True)
     assert policy.key.headers == ("accept-language",) and policy.key.cookies == ("currency",)
     assert policy.key.query == "exclude" and policy.key.device_class
     assert policy.bypass.headers == ("x-preview",) and policy.bypass.skip_rules == ("req_authorization",)
     assert policy.personalize is not None
     assert (policy.personalize.items_path, policy.personalize.deadline_ms, policy.personalize.max_candidates) == ("data.results", 3.0, 100)
+
+
+@pytest.mark.parametrize(("stale", "window"), [("{}", 10.0), ("{if_disconnected: ~}", 10.0), ("{if_disconnected: 0}", 0.0)])
+def test_the_disconnected_window_defaults_to_10s_and_0_turns_it_off(
+    write_policies: WritePolicies, stale: str, window: float
+) -> None:
+    folder = write_policies(a=f"policies:\n  p:\n    priority: 1\n    stale: {stale}\n")
+    [policy] = load_directory(folder).policies
+    assert policy.rules.stale_if_disconnected == window
 
 
 def test_missing_directory_is_a_problem(tmp_path: Path) -> None:

@@ -87,7 +87,13 @@ def test_explain_a_bypass_and_negative_caching(shipped: Path) -> None:
     assert "bypass       yes, req_bypass_cookie: the request carries a cookie the policy passes on" in text
     assert "beresp_errors          kept 404 for 10s" in text
     assert "stale      while-revalidate -, if-error 5m" in text
+    assert "             if-disconnected 10s (when the origin cannot be reached)" in text
     assert "personalize  off" in text
+
+
+def test_explain_says_when_the_disconnected_window_is_off(write_policies: WritePolicies) -> None:
+    folder = write_policies(a="policies:\n  strict:\n    priority: 1\n    stale: {if_disconnected: 0}\n")
+    assert "if-disconnected off (when the origin cannot be reached)" in explain(load_directory(folder), request_from_url("http://x/a"))
 
 
 def test_explain_shows_absent_key_parts_and_the_builtin_fallback(write_policies: WritePolicies) -> None:

@@ -138,13 +138,22 @@ async def test_stale_if_error_serves_the_stale_copy_while_the_origin_errs_or_is_
             assert status.detail == "origin-connect"
 
 
+NO_DISCONNECTED_GRACE = """
+policies:
+  only-stale-if-error:
+    match: {hosts: ["*"], paths: ["/*"]}
+    stale: {if_disconnected: 0}
+"""
+"""Stale only by stale-if-error: the disconnected window (tests/proxy/test_proxy_stale_if_disconnected.py) off."""
+
+
 async def test_beyond_the_stale_if_error_window_the_error_reaches_the_client(
     start_proxy: StartProxy, origin: ProgrammableOrigin, origin_url: str
 ):
     origin.set("/brief", headers={"Cache-Control": "max-age=1, stale-if-error=1", "ETag": '"b"'}, body="kept")
     async with (
         FaultProxy("127.0.0.1", origin_port(origin_url)) as fault,
-        start_proxy(fault.url) as proxy,
+        start_proxy(fault.url, policy=NO_DISCONNECTED_GRACE) as proxy,
         proxy_client(proxy.url) as client,
     ):
         await client.get("/brief")

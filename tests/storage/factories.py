@@ -13,6 +13,7 @@ def make_entry(
     fresh_for: float = 60.0,
     stale_while_revalidate: float = 0.0,
     stale_if_error: float = 0.0,
+    stale_if_disconnected: float = 0.0,
 ) -> CacheEntry:
     return CacheEntry(
         key=key,
@@ -25,6 +26,7 @@ def make_entry(
         fresh_for=fresh_for,
         stale_while_revalidate=stale_while_revalidate,
         stale_if_error=stale_if_error,
+        stale_if_disconnected=stale_if_disconnected,
         tags=frozenset({"item:1"}),
         stored_at=response_time,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 
 import pytest
 from .factories import make_entry, make_vary_index
@@ -20,7 +21,7 @@ entries = st.builds(
     CacheEntry,
     key=texts, url=texts, status=st.integers(100, 599), headers=headers,
     body=st.binary(max_size=2048), request_time=numbers, response_time=numbers, fresh_for=numbers,
-    stale_while_revalidate=numbers, stale_if_error=numbers, must_revalidate=st.booleans(),
+    stale_while_revalidate=numbers, stale_if_error=numbers, stale_if_disconnected=numbers, must_revalidate=st.booleans(),
     no_cache=st.booleans(), vary=headers, tags=st.frozensets(texts, max_size=4), stored_at=numbers,
 )
 vary_indexes = st.builds(
@@ -92,6 +93,24 @@ def test_well_formed_but_wrong_metadata_is_refused() -> None:
     blob = struct.pack(">2sBBIQ", b"EP", 1, ord("V"), len(meta), xxhash.xxh3_64_intdigest(meta)) + meta
     with pytest.raises(CodecError, match="expected a string"):
         decode(blob)
+
+
+def test_an_entry_written_before_the_disconnected_window_decodes_without_one() -> None:
+    import json
+
+    import xxhash
+
+    entry = make_entry(stale_if_disconnected=10.0)
+    blob = encode(entry)
+    prefix = struct.Struct(">2sBBIQ")
+    meta = json.loads(blob[prefix.size : prefix.size + prefix.unpack_from(blob)[3]])
+    del meta["d"]
+    old_meta = json.dumps(meta, separators=(",", ":")).encode()
+    digest = xxhash.xxh3_64()
+    digest.update(old_meta)
+    digest.update(entry.body)
+    old = prefix.pack(b"EP", 1, ord("E"), len(old_meta), digest.intdigest()) + old_meta + entry.body
+    assert decode(old) == replace(entry, stale_if_disconnected=0.0)
 
 
 def test_encoding_something_else_is_a_programming_error() -> None:

@@ -35,6 +35,9 @@ def test_remaining_ttl_covers_freshness_and_the_longer_stale_window() -> None:
     entry = make_entry(response_time=1000, fresh_for=60, stale_while_revalidate=30, stale_if_error=300)
     assert remaining_ttl(entry, now=1010) == 60 + 300 - 10
     assert remaining_ttl(make_vary_index(stored_at=1000, fresh_for=60), now=1050) == 10
+    # RFC 9111 §4.2.4: the disconnected window is grace too.
+    entry = make_entry(response_time=1000, fresh_for=60, stale_if_error=5, stale_if_disconnected=10)
+    assert remaining_ttl(entry, now=1010) == 60 + 10 - 10
 
 
 async def test_an_l2_hit_is_promoted_to_l1_for_its_remaining_lifetime(l2: RedisStore) -> None:
