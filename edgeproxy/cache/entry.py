@@ -9,7 +9,7 @@ Headers = tuple[tuple[str, str], ...]
 """Header fields in wire order; names lower-case, repeated names allowed."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class CacheEntry:
     """One stored response plus what RFC 9111 needs to judge it later.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
@@ -22,15 +23,16 @@ from edgeproxy.cache.message import RequestHead, ResponseHead
 from edgeproxy.cache.phases import CachePhase, NoCacheReason
 from edgeproxy.cache.status import CacheStatus
 from edgeproxy.cache.vary import selecting_headers, vary_names
-from edgeproxy.policies.builtin import bypass_reason
 from edgeproxy.policies.keying import RequestKey, request_key
 from edgeproxy.policies.match import PolicySet
 from edgeproxy.policies.model import OriginSettings, PersonalizeSettings, Policy
+from edgeproxy.policies.routing import Route, RouteCache
 from edgeproxy.proxy import hdrs
 from edgeproxy.proxy.collapse import Collapser, Failed, Filled, Lead, Uncacheable
 from edgeproxy.proxy.hitformiss import HitForMiss
 from edgeproxy.proxy.personalization import BASE_ONLY_FIELDS, PersonalizeStage
 from edgeproxy.proxy.reply import Incoming, Reply
+from edgeproxy.proxy.server import render_fields
 from edgeproxy.proxy.upstream import Upstream, UpstreamError, UpstreamFailure, UpstreamResponse
 from edgeproxy.storage.locks import FillLock
 from edgeproxy.storage.tiered import Tier, TieredStore
@@ -57,6 +59,8 @@ NOT_MODIFIED_KEPT = frozenset(
 """What a 304 to the client carries: the RFC 9110 §15.4.5 fields, plus Age, Via, Cache-Status."""
 ORIGIN_ONLY_FIELDS = spec.SURROGATE_HEADERS | {"age"}
 """Origin fields a client never gets from us: surrogate keys/controls, and an Age we recompute."""
+RENDERED_HITS = 16_384
+"""Hot objects whose rendered hit header block is kept (the memo empties when full)."""
 
 
 def keyed_url(policies: PolicySet, url: str) -> str:
@@ -125,6 +129,10 @@ class Edge:
         """Set once the ranker is loaded; until then lists are served in their base order."""
         """False while Redis is known to be down: skip fleet locks instead of timing out on them."""
         self.clock = clock
+        self.routes = RouteCache()
+        self._rendered: dict[bytes, tuple[weakref.ref[CacheEntry], tuple[int, int], str, CacheStatus]] = {}
+        """Per key: the L1 object (weakly: eviction must free it), the (Age, ttl) seconds its hit
+        block was rendered for, the block and its Cache-Status."""
         self._refreshing: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ entry point
@@ -141,15 +149,17 @@ class Edge:
         req = inc.head
         if self.misdirected(req.host):
             return self._error_reply(421, f"this proxy does not serve host {req.host!r}", CachePhase.BYPASS, "misdirected")
-        policy: Policy = self._policies().match(req.host, req.method, req.path)
+        route = self.routes.route(self._policies(), req)
+        policy = route.policy
         settings = policy.personalize if self.personalize is not None else None
         if settings is None or req.method not in ("GET", "HEAD"):
-            reply = await self._handle(inc, policy)
+            reply = await self._handle(inc, route)
         else:
-            # The client's validators belong to its personalized copy, never to the base object.
+            # The client's validators belong to its personalized copy, never to the base object
+            # (they are not fields a route depends on, so the route stays the same).
             base_inc = replace(inc, head=replace(req, headers=tuple(
                 (k, v) for k, v in req.headers if k not in hdrs.CONDITIONALS)))
-            reply = await self._handle(base_inc, policy)
+            reply = await self._handle(base_inc, route)
             if reply.entry is not None and reply.status == 200:
                 reply = await self._personalized(req, reply, settings)
         if reply.origin_time is not None or reply.origin_error is not None:
@@ -162,24 +172,54 @@ class Edge:
         req = inc.head
         if self.hosts and self.misdirected(req.host):
             return None
-        policy: Policy = self._policies().match(req.host, req.method, req.path)
-        if (policy.personalize is not None and self.personalize is not None) or bypass_reason(policy, req) is not None:
+        route = self.routes.route(self._policies(), req)
+        rk = route.key
+        if rk is None or (route.policy.personalize is not None and self.personalize is not None):
             return None
-        rk = request_key(policy, req)
         now = self.clock()
         entry = self.store.l1.get_nowait(rk.hash)
         if not isinstance(entry, CacheEntry) or entry.key != rk.text or self.bans.verdict(entry) is not BanVerdict.NONE:
             return None
         if not isinstance(spec.decide_lookup(parse_cache_control(req.header("cache-control")), entry, now), spec.Fresh):
             return None
-        return self._from_cache(req, entry, CachePhase.HIT, now, rk, tier=Tier.L1)
+        if spec.client_not_modified(req, entry):
+            return self._from_cache(req, entry, CachePhase.HIT, now, rk, tier=Tier.L1)
+        return self._rendered_hit(req, entry, now, rk)
 
-    async def _handle(self, inc: Incoming, policy: Policy) -> Reply:
+    def _rendered_hit(self, req: RequestHead, entry: CacheEntry, now: float, rk: RequestKey) -> Reply:
+        """A fresh L1 hit with its header block rendered at most once per second: the block
+        changes only when the whole seconds of Age or of the Cache-Status ttl do."""
+        age = spec.current_age(entry, now)
+        ttl = entry.fresh_for - age
+        stamp = (int(age), int(ttl))
+        rendered = self._rendered.get(rk.hash)
+        if rendered is None or rendered[0]() is not entry or rendered[1] != stamp:
+            reply = self._from_cache(req, entry, CachePhase.HIT, now, rk, tier=Tier.L1)
+            assert reply.cache_status is not None
+            if len(self._rendered) >= RENDERED_HITS:
+                self._rendered.clear()
+            rendered = (weakref.ref(entry), stamp, render_fields(reply.headers), reply.cache_status)
+            self._rendered[rk.hash] = rendered
+        return Reply(
+            entry.status,
+            [],
+            body=entry.body,
+            phase=CachePhase.HIT,
+            key_hash=rk.hash,
+            ttl=ttl,
+            detail=Tier.L1.value,
+            entry=entry,
+            cache_status=rendered[3],
+            fields=rendered[2],
+        )
+
+    async def _handle(self, inc: Incoming, route: Route) -> Reply:
         req = inc.head
-        reason = bypass_reason(policy, req)
-        if reason is not None:
-            return await self._pass(inc, policy, reason)
-        rk = request_key(policy, req)
+        policy = route.policy
+        if route.bypass is not None:
+            return await self._pass(inc, policy, route.bypass)
+        rk = route.key
+        assert rk is not None
         req_cc = parse_cache_control(req.header("cache-control"))
         entry, miss_phase, tier = await self._lookup(rk, req)
         now = self.clock()

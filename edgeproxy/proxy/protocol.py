@@ -698,7 +698,8 @@ class EdgeProtocol(asyncio.Protocol):
         connection = None if keep_alive and not exchange.http10 else ("keep-alive" if keep_alive else "close")
         exchange.started = True
         timing = server_timing(reply, started)
-        head = render_head(reply.status, reply.headers, framing, length, connection, self._ctx.clock.value(), timing)
+        fields = reply.headers if reply.fields is None else reply.fields
+        head = render_head(reply.status, fields, framing, length, connection, self._ctx.clock.value(), timing)
         return head, framing, length, keep_alive
 
     def _send_body_reply(self, transport: asyncio.Transport, exchange: _Exchange, reply: Reply, started: float) -> bool:

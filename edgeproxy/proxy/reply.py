@@ -43,3 +43,6 @@ class Reply:
     origin_error: str | None = None
     """UpstreamFailure kind when the origin could not answer (metrics, origin health)."""
     timings: dict[str, float] = field(default_factory=dict)
+    fields: str | None = None
+    """The header block already rendered (``server.render_fields``), in place of ``headers``:
+    the hit path renders an object's block once per second of its age, not once per request."""

@@ -183,18 +183,23 @@ def declared_length(headers: Iterable[tuple[str, str]]) -> int | None:
     return None
 
 
+def render_fields(headers: Iterable[tuple[str, str]]) -> str:
+    """A reply's header block (``name: value`` lines) minus the fields the server owns."""
+    return "".join([f"{name}: {value}\r\n" for name, value in headers if name not in _OWN_FIELDS])
+
+
 def render_head(
     status: int,
-    headers: Iterable[tuple[str, str]],
+    headers: Iterable[tuple[str, str]] | str,
     framing: Framing,
     length: int | None,
     connection: str | None,
     date: str,
     timing: str | None = None,
 ) -> bytes:
-    """The status line and header block: the reply's fields minus the ones we own, then Date
-    (when absent), Server-Timing, our framing and Connection."""
-    block = "".join([f"{name}: {value}\r\n" for name, value in headers if name not in _OWN_FIELDS])
+    """The status line and header block: the reply's fields (or their block, already rendered
+    by ``render_fields``), then Date (when absent), Server-Timing, our framing and Connection."""
+    block = headers if isinstance(headers, str) else render_fields(headers)
     parts = [status_line(status), block]
     if not (block.startswith("date: ") or "\r\ndate: " in block):
         parts.append(f"date: {date}\r\n")
