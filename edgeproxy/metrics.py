@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import os
 import shutil
-from collections.abc import Callable, Hashable
+from bisect import bisect_left
+import collections
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -70,6 +73,20 @@ def _label(value: object) -> str:
 
 
 _STATUS_CLASSES = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """``histogram.observe`` each amount, with one increment per bucket rather than per amount.
+
+    prometheus_client has no bulk observe; this writes what ``observe`` writes (``_sum`` and the
+    non-cumulative ``_buckets``, the first bound >= amount), through the same value objects,
+    so multiprocess mode sees it too. tests/ops/test_ops_metrics_batch.py holds it to ``observe``.
+    """
+    bounds = histogram._upper_bounds
+    buckets = histogram._buckets
+    for index, n in collections.Counter([bisect_left(bounds, amount) for amount in amounts]).items():
+        buckets[index].inc(n)
+    histogram._sum.inc(math.fsum(amounts))
 
 
 def status_class(status: int) -> str:
@@ -190,9 +207,19 @@ class ProxyMetrics:
         self._evictions_seen = 0
 
     def record_request(self, phase: Hashable, status: int, seconds: float) -> None:
-        """Count one finished client request and its duration (called once per request)."""
-        self.requests[phase, status_class(status)].inc()
-        self.request_duration[phase].observe(seconds)
+        """Count one finished client request and its duration."""
+        self.record_requests([(phase, status, seconds)])
+
+    def record_requests(self, batch: Sequence[tuple[Hashable, int, float]]) -> None:
+        """Count finished client requests and their durations: one increment per distinct
+        (phase, status class) and per histogram bucket, however many requests the batch holds."""
+        for (phase, status), n in collections.Counter([(phase, status) for phase, status, _ in batch]).items():
+            self.requests[phase, status_class(status)].inc(n)
+        durations: dict[Hashable, list[float]] = {}
+        for phase, _, seconds in batch:
+            durations.setdefault(phase, []).append(seconds)
+        for phase, amounts in durations.items():
+            observe_many(self.request_duration[phase], amounts)
 
     def set_policy_version(self, version: str) -> None:
         """Mark ``version`` as this worker's active policy set (the previous one drops to 0)."""

@@ -73,17 +73,18 @@ class SpaceSaving:
         self.capacity = capacity
         self._counts: dict[str, list[int]] = {}
 
-    def add(self, key: str) -> None:
+    def add(self, key: str, n: int = 1) -> None:
+        """Count ``n`` occurrences of ``key`` (the same as ``n`` single adds in a row)."""
         slot = self._counts.get(key)
         if slot is not None:
-            slot[0] += 1
+            slot[0] += n
             return
         if len(self._counts) < self.capacity:
-            self._counts[key] = [1, 0]
+            self._counts[key] = [n, 0]
             return
         victim = min(self._counts, key=lambda k: self._counts[k][0])
         floor = self._counts.pop(victim)[0]
-        self._counts[key] = [floor + 1, floor]
+        self._counts[key] = [floor + n, floor]
 
     def top(self, n: int) -> list[tuple[str, int, int]]:
         """The ``n`` largest as ``(key, count, error)``, largest first."""
@@ -150,17 +151,26 @@ class LiveStats:
 
     def record_request(self, now: float, phase: str, seconds: float, key: str | None = None) -> None:
         """One finished client request: its cache phase, duration and (if cacheable) its key."""
+        self.record_requests(now, [(phase, seconds, key)])
+
+    def record_requests(self, now: float, batch: Sequence[tuple[str, float, str | None]]) -> None:
+        """Requests that finished up to ``now``, as (phase, seconds, key or None), counted per
+        phase and key first so that a batch costs a few updates, not one per request."""
+        if not batch:
+            return
         if self._started is None:
             self._started = now
-        self._requests.add(now)
-        if phase not in PASS_PHASES:
-            self._lookups.add(now)
-            if phase in HIT_PHASES:
-                self._hits.add(now)
-        self._latency.append((now, seconds))
-        self.phase_totals[phase] = self.phase_totals.get(phase, 0) + 1
-        if key is not None:
-            self._keys.add(key)
+        phases = Counter([phase for phase, _, _ in batch])
+        self._requests.add(now, len(batch))
+        for phase, n in phases.items():
+            if phase not in PASS_PHASES:
+                self._lookups.add(now, n)
+                if phase in HIT_PHASES:
+                    self._hits.add(now, n)
+            self.phase_totals[phase] = self.phase_totals.get(phase, 0) + n
+        self._latency.extend([(now, seconds) for _, seconds, _ in batch])
+        for key, n in Counter([key for _, _, key in batch if key is not None]).items():
+            self._keys.add(key, n)
 
     def record_origin(self, now: float, origin: str, outcome: OriginOutcome, error: str = "") -> None:
         """One upstream fetch and whether it failed (``error`` says how, for the status page)."""

@@ -55,9 +55,12 @@ class EdgeControl:
         extra_stats: Callable[[], Mapping[str, Any]] = dict,
         health_checks: Callable[[], Mapping[str, str]] = dict,
         models: Callable[[ModelCommand], Awaitable[ModelResult]] | None = None,
+        flush_observations: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.bans = bans
+        self._flush_observations = flush_observations
+        """Folds the replies observed but not yet counted into the metrics and stats (read here)."""
         self.policies = policies
         self._metrics = metrics
         self._stats = stats
@@ -123,6 +126,7 @@ class EdgeControl:
         return await self._models(command)
 
     def stats(self) -> Mapping[str, Any]:
+        self._flush_observations()
         snapshot = self.stats_source(self._clock())
         snapshot["policy"] = {"version": self.policies.current.version}
         snapshot.update(self._extra_stats())
@@ -134,4 +138,5 @@ class EdgeControl:
         return HealthReport(HealthState.DEGRADED if degraded else HealthState.OK, checks)
 
     def metrics(self) -> bytes:
+        self._flush_observations()
         return self._metrics.render()

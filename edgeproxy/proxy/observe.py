@@ -1,16 +1,26 @@
 """After each reply: Prometheus metrics, the live stats behind /stats, and the access log.
 
-Everything here is O(1) appends and counter increments; formatting and writing happen
-elsewhere (the access log's background writer, the scrape)."""
+A reply costs one list append here. The batch is folded into the metrics and the stats every
+``FLUSH_INTERVAL`` seconds, and before either is read (``flush``): counting a batch per phase,
+status class and histogram bucket costs a few increments, where counting each request cost a
+locked increment per metric (a third of a cache hit's Python time). Formatting and writing the
+access log happen in its background writer.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from edgeproxy.accesslog import AccessLog, AccessRecord
 from edgeproxy.admin.stats import LiveStats, OriginOutcome
 from edgeproxy.metrics import ProxyMetrics
-from edgeproxy.proxy.edge import Incoming, Reply
+from edgeproxy.proxy.reply import Incoming, Reply
+
+FLUSH_INTERVAL = 0.1
+"""Seconds between folds of the batch (how far /metrics of another worker may lag)."""
+FLUSH_SIZE = 8192
+"""Replies held at most before a fold, whatever the interval."""
 
 
 class Observer:
@@ -18,13 +28,35 @@ class Observer:
         self.metrics = metrics
         self.stats = stats
         self.access_log = access_log
+        self._batch: list[tuple[str, int, float, str | None]] = []
 
     def __call__(self, inc: Incoming, reply: Reply, seconds: float) -> None:
+        key = inc.head.host + inc.head.target if reply.key_hash is not None else None
+        batch = self._batch
+        batch.append((reply.phase.value, reply.status, seconds, key))
+        if len(batch) >= FLUSH_SIZE:
+            self.flush()
+        if reply.collapsed or reply.origin is not None or self.access_log is not None:
+            self._details(inc, reply, key)
+
+    def flush(self) -> None:
+        """Fold the replies seen since the last flush into the metrics and the stats."""
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []
+        self.metrics.record_requests([(phase, status, seconds) for phase, status, seconds, _ in batch])
+        self.stats.record_requests(time.time(), [(phase, seconds, key) for phase, _, seconds, key in batch])
+
+    async def flush_forever(self, interval: float = FLUSH_INTERVAL) -> None:
+        """Background task for each worker: ``flush`` every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            self.flush()
+
+    def _details(self, inc: Incoming, reply: Reply, key: str | None) -> None:
+        """What only some replies carry: collapsing, the origin's health and timing, the access log."""
         now = time.time()
-        phase = reply.phase.value
-        self.metrics.record_request(phase, reply.status, seconds)
-        key = reply.key_hash.hex() if reply.key_hash is not None else None
-        self.stats.record_request(now, phase, seconds, key=inc.head.host + inc.head.target if key else None)
         if reply.collapsed:
             self.metrics.collapsed.inc()
         if reply.origin is not None:
@@ -35,8 +67,8 @@ class Observer:
                 if reply.origin_time is not None:
                     self.metrics.origin_duration[reply.origin].observe(reply.origin_time)
                 self.stats.record_origin(now, reply.origin, OriginOutcome.OK)
-        rank = reply.timings.get("rank")
         if self.access_log is not None:
+            rank = reply.timings.get("rank")
             self.access_log.log(
                 AccessRecord(
                     time=now,
@@ -44,10 +76,10 @@ class Observer:
                     host=inc.head.host,
                     path=inc.head.path,
                     status=reply.status,
-                    phase=phase,
+                    phase=reply.phase.value,
                     client=inc.client,
                     bytes=len(reply.body),
-                    key_hash=key,
+                    key_hash=reply.key_hash.hex() if reply.key_hash is not None else None,
                     ttl=round(reply.ttl, 3) if reply.ttl is not None else None,
                     origin_ms=round(reply.origin_time * 1000, 3) if reply.origin_time is not None else None,
                     rank_ms=round(rank * 1000, 3) if rank is not None else None,

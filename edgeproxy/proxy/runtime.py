@@ -124,6 +124,7 @@ class ProxyRuntime:
         self._personalizer_lock = asyncio.Lock()
         self._personalize_redis: Redis | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self.observer = Observer(self.metrics, self.stats, self.access_log)
         self.control = EdgeControl(
             bans=self.bans,
             policies=self.policies,
@@ -133,6 +134,7 @@ class ProxyRuntime:
             extra_stats=self._extra_stats,
             health_checks=self._health_checks,
             models=self._model_command,
+            flush_observations=self.observer.flush,
         )
         self.control.on_reload = self._after_reload
         self._admin: web.AppRunner | None = None
@@ -158,7 +160,7 @@ class ProxyRuntime:
             fast_path=self.edge.answer_now,
             routes=routes,
             limits=self.config.limits,
-            on_reply=Observer(self.metrics, self.stats, self.access_log),
+            on_reply=self.observer,
             connections=self._connections,
         )
         loop = asyncio.get_running_loop()
@@ -178,6 +180,7 @@ class ProxyRuntime:
             )
         self._tasks.append(loop.create_task(self._expire_bans()))
         self._tasks.append(loop.create_task(self.metrics.refresh_forever()))
+        self._tasks.append(loop.create_task(self.observer.flush_forever()))
         self.metrics.set_policy_version(self.policies.current.version)
         if self.access_log is not None:
             self.access_log.start()
