@@ -35,8 +35,8 @@ _WATCHED = frozenset({b"content-length", b"transfer-encoding", b"connection", b"
 _UNNOMINATABLE = frozenset({"content-length", "transfer-encoding", "host"})
 _ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_LARGE_BODY = 256 * 1024
-"""Bodies at least this big are written separately rather than copied into one buffer."""
+_LARGE_BODY = 16 * 1024
+"""Bodies at least this big are handed to the transport beside the head, not copied after it."""
 
 
 class Rejection(Exception):
@@ -709,8 +709,7 @@ class EdgeProtocol(asyncio.Protocol):
         if len(payload) < _LARGE_BODY:
             transport.write(head + payload)
         else:
-            transport.write(head)
-            transport.write(payload)
+            transport.writelines((head, payload))  # one writev, no copy of the body
         return keep_alive
 
     async def _write_reply(self, exchange: _Exchange, reply: Reply, started: float) -> None:
