@@ -120,11 +120,14 @@ class BanList:
     def __init__(self, max_object_lifetime: float) -> None:
         self._bans: list[Ban] = []
         self._max_lifetime = max_object_lifetime
+        self.generation = 0
+        """Counts bans added: a verdict taken at one generation holds while it is unchanged."""
 
     def __len__(self) -> int:
         return len(self._bans)
 
     def add(self, ban: Ban) -> None:
+        self.generation += 1
         self._bans.append(ban)
         self._bans.sort(key=lambda b: b.issued_at)
 

@@ -31,7 +31,7 @@ from edgeproxy.proxy import hdrs
 from edgeproxy.proxy.collapse import Collapser, Failed, Filled, Lead, Uncacheable
 from edgeproxy.proxy.hitformiss import HitForMiss
 from edgeproxy.proxy.personalization import BASE_ONLY_FIELDS, PersonalizeStage
-from edgeproxy.proxy.reply import Incoming, Reply
+from edgeproxy.proxy.reply import Incoming, Reply, Reuse
 from edgeproxy.proxy.server import render_fields
 from edgeproxy.proxy.upstream import Upstream, UpstreamError, UpstreamFailure, UpstreamResponse
 from edgeproxy.storage.locks import FillLock
@@ -184,7 +184,27 @@ class Edge:
             return None
         if spec.client_not_modified(req, entry):
             return self._from_cache(req, entry, CachePhase.HIT, now, rk, tier=Tier.L1)
-        return self._rendered_hit(req, entry, now, rk)
+        reply = self._rendered_hit(req, entry, now, rk)
+        if req.header("cache-control") is None:
+            # Request directives make freshness depend on the request; without them it is the
+            # object's own, and this reply holds until Age or ttl tick over or anything changes.
+            age = spec.current_age(entry, now)
+            reply.reuse = Reuse(now + min(1.0 - age % 1.0, (entry.fresh_for - age) % 1.0), self._unchanged(entry, rk.hash))
+        return reply
+
+    def _unchanged(self, entry: CacheEntry, key: bytes) -> Callable[[], bool]:
+        """A check that nothing a hit on ``entry`` depends on has changed since now: the policy
+        set, the bans, the ranker, and L1 still holding ``entry`` (looked up, so that eviction
+        sees the hit). Holds ``entry`` weakly."""
+        policies, generation, personalize, l1, ref = (
+            self._policies(), self.bans.generation, self.personalize, self.store.l1, weakref.ref(entry))
+
+        def unchanged() -> bool:
+            held = l1.get_nowait(key)
+            return (held is not None and held is ref() and self.bans.generation == generation
+                    and self._policies() is policies and self.personalize is personalize)
+
+        return unchanged
 
     def _rendered_hit(self, req: RequestHead, entry: CacheEntry, now: float, rk: RequestKey) -> Reply:
         """A fresh L1 hit with its header block rendered at most once per second: the block

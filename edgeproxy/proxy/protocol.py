@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -22,7 +23,16 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrad
 
 from edgeproxy.cache.message import RequestHead
 from edgeproxy.proxy.reply import Incoming, Reply
-from edgeproxy.proxy.server import Framing, ServerContext, declared_length, error_head, render_head, server_timing
+from edgeproxy.proxy.replay import Replay
+from edgeproxy.proxy.server import (
+    Framing,
+    ServerContext,
+    declared_length,
+    error_head,
+    hit_timing,
+    render_head,
+    server_timing,
+)
 from edgeproxy.proxy.upstream import UpstreamError
 
 log = logging.getLogger("edgeproxy.server")
@@ -247,6 +257,8 @@ class EdgeProtocol(asyncio.Protocol):
         self._timer_at = 0.0
         self._linger: asyncio.TimerHandle | None = None
         self._eof = False
+        self._replayable: tuple[_Exchange, Reply] | None = None
+        """A hit answered while parsing the current chunk, whose reply the edge let us reuse."""
 
     # ------------------------------------------------------------ connection events
 
@@ -309,8 +321,15 @@ class EdgeProtocol(asyncio.Protocol):
         parser = self._parser
         if parser is None:
             return  # after a rejection or an upgrade request nothing more is parsed
+        idle = not self._in_head and self._task is None and self._current is None and self._write_waiter is None
+        if idle and not self._ctx.connections.draining:
+            replay = self._ctx.replay.get(data, time.time())
+            if replay is not None:
+                self._replay(replay)
+                return
         seq, size_before = self._seq, self._head_size
         self._chunk_used = 0
+        self._replayable = None
         try:
             parser.feed_data(data)
         except HttpParserCallbackError as exc:
@@ -330,6 +349,12 @@ class EdgeProtocol(asyncio.Protocol):
         except HttpParserError as exc:
             self._reject(Rejection(400, str(exc) or "malformed request"))
             return
+        if self._replayable is not None:
+            exchange, reply = self._replayable
+            self._replayable = None
+            if idle and self._seq == seq + 1 and not self._in_head and self._parser is not None:
+                # The chunk was exactly this one request: the same bytes get the same reply.
+                self._remember(data, exchange, reply)
         if self._in_head:
             # llhttp does not say where in the chunk the head began, and httptools holds a
             # partial field out of sight, so the incomplete head is measured from the chunk.
@@ -646,6 +671,8 @@ class EdgeProtocol(asyncio.Protocol):
         keep_alive = self._send_body_reply(self._transport, exchange, reply, started)
         if self._ctx.on_reply is not None:
             self._ctx.on_reply(incoming, reply, time.perf_counter() - started)
+        if reply.reuse is not None and keep_alive and not exchange.http10 and not self._watched:
+            self._replayable = (exchange, reply)
         if not keep_alive or self._eof:
             self._close_gracefully()
         elif not self._ctx.connections.draining:
@@ -653,6 +680,34 @@ class EdgeProtocol(asyncio.Protocol):
         else:
             self._close_gracefully()
         return True
+
+    def _replay(self, replay: Replay) -> None:
+        """Answer request bytes seen a moment ago with the reply written then (``replay.py``)."""
+        started = time.perf_counter()
+        transport = self._transport
+        assert transport is not None
+        duration = b"%.2f" % ((time.perf_counter() - started) * 1000)
+        if len(replay.body) < _LARGE_BODY:
+            transport.write(b"".join((replay.before, duration, replay.after, replay.body)))
+        else:
+            transport.writelines((replay.before, duration, replay.after, replay.body))
+        if self._ctx.on_reply is not None:
+            self._ctx.on_reply(Incoming(replay.head, self._client), replay.reply, time.perf_counter() - started)
+        self._arm_read(Deadline.IDLE, self._limits.keepalive_timeout)
+
+    def _remember(self, request: bytes, exchange: _Exchange, reply: Reply) -> None:
+        """Keep what was just written for ``request`` so that the same bytes can be replayed."""
+        assert reply.reuse is not None and exchange.incoming is not None
+        now = time.time()
+        framing, length = _framing(exchange, reply)
+        fields = reply.headers if reply.fields is None else reply.fields
+        head = render_head(reply.status, fields, framing, length, None, self._ctx.clock.value(), hit_timing(reply.phase) + "\0")
+        before, _, after = head.partition(b"\0")
+        body = reply.body if framing is Framing.LENGTH else b""
+        until = min(reply.reuse.until, math.floor(now) + 1)  # and the Date second
+        self._ctx.replay.put(
+            request, Replay(before, after, body, exchange.incoming.head, reply, until, reply.reuse.current), now
+        )
 
     def _write_rejection(self, exchange: _Exchange) -> None:
         rejection = exchange.rejection

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from edgeproxy.cache.entry import CacheEntry
@@ -19,6 +19,15 @@ class Incoming:
     client: str
     scheme: str = "http"
     body: AsyncIterator[bytes] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reuse:
+    """How long the very same request gets the very same reply (byte for byte, but for its
+    Server-Timing duration): until ``until`` (wall clock), and while ``current()`` holds."""
+
+    until: float
+    current: Callable[[], bool]
 
 
 @dataclass(slots=True)
@@ -43,6 +52,8 @@ class Reply:
     origin_error: str | None = None
     """UpstreamFailure kind when the origin could not answer (metrics, origin health)."""
     timings: dict[str, float] = field(default_factory=dict)
+    reuse: Reuse | None = None
+    """Set by the hit path when this reply may be replayed to an identical request."""
     fields: str | None = None
     """The header block already rendered (``server.render_fields``), in place of ``headers``:
     the hit path renders an object's block once per second of its age, not once per request."""

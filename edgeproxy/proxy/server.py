@@ -18,6 +18,7 @@ from typing import Protocol
 
 from edgeproxy.cache.httpdate import format_http_date
 from edgeproxy.cache.phases import CachePhase
+from edgeproxy.proxy.replay import ReplayCache
 from edgeproxy.proxy.reply import Incoming, Reply
 
 log = logging.getLogger("edgeproxy.server")
@@ -150,6 +151,7 @@ class ServerContext:
     on_reply: ReplyHook | None = None
     connections: ConnectionSet = field(default_factory=lambda: ConnectionSet(ServerLimits().max_connections))
     clock: DateClock = field(default_factory=DateClock)
+    replay: ReplayCache = field(default_factory=ReplayCache)
 
 
 # ---------------------------------------------------------------- response heads
@@ -219,10 +221,16 @@ def render_head(
 _CACHE_DESC = {phase: f'cache;desc="{phase.value}"' for phase in CachePhase}
 
 
+def hit_timing(phase: CachePhase) -> str:
+    """The Server-Timing of a reply with neither origin time nor other timings, up to the
+    edge duration."""
+    return f"{_CACHE_DESC[phase]}, edge;dur="
+
+
 def server_timing(reply: Reply, started: float) -> str:
     """Server-Timing metrics: what the cache did, and time spent at the origin."""
     if reply.origin_time is None and not reply.timings:  # a hit: the common case, formatted once
-        return f"{_CACHE_DESC[reply.phase]}, edge;dur={(time.perf_counter() - started) * 1000:.2f}"
+        return f"{hit_timing(reply.phase)}{(time.perf_counter() - started) * 1000:.2f}"
     parts = [_CACHE_DESC[reply.phase]]
     if reply.origin_time is not None:
         parts.append(f"origin;dur={reply.origin_time * 1000:.2f}")
