@@ -46,6 +46,8 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         Scenario("hit-2k", "pure cache hits on 16 URLs of 2 KB JSON", Workload(Kind.FIXED, blob_size=2048)),
+        Scenario("hit-2k-distinct", "hit-2k, every request with its own X-Request-Id (nothing replayed)",
+                 Workload(Kind.FIXED, blob_size=2048, request_ids=True)),
         Scenario("hit-50k", "pure cache hits on 16 URLs of 50 KB JSON", Workload(Kind.FIXED, blob_size=51_200)),
         Scenario("miss", "every request a new 2 KB URL: proxy + origin cost", Workload(Kind.UNIQUE, blob_size=2048)),
         Scenario("zipf", "100k URLs, Zipf popularity, mixed sizes (median 4 KB)", Workload(Kind.ZIPF)),

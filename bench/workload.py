@@ -119,6 +119,9 @@ class Workload:
     alpha: float = 0.9
     users: int = 10_000
     list_limit: int = 50
+    request_ids: bool = False
+    """Every request carries its own ``X-Request-Id``, as traffic from many clients carries
+    different bytes: no request repeats another's bytes, so none is answered by replay."""
 
     def warmup_paths(self) -> list[str]:
         """URLs to fetch once before measuring, so a hit scenario measures hits only."""
@@ -143,13 +146,16 @@ class Workload:
 
     def to_json(self) -> dict[str, object]:
         return {"kind": self.kind.value, "blob_size": self.blob_size, "distinct": self.distinct,
-                "catalog": self.catalog, "alpha": self.alpha, "users": self.users, "list_limit": self.list_limit}
+                "catalog": self.catalog, "alpha": self.alpha, "users": self.users, "list_limit": self.list_limit,
+                "request_ids": self.request_ids}
 
     def _fixed(self, rng: np.random.Generator) -> Iterator[Request]:
-        paths = [Request(p) for p in self.warmup_paths()]
+        paths = self.warmup_paths()
+        sent = 0
         while True:
             for i in rng.integers(0, len(paths), BATCH):
-                yield paths[i]
+                sent += 1
+                yield Request(paths[i], (("X-Request-Id", f"{rng.integers(1 << 62):x}-{sent}"),) if self.request_ids else ())
 
     def _unique(self, seed: int, worker: int) -> Iterator[Request]:
         base = unique_base(seed, worker)

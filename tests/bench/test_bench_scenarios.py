@@ -40,6 +40,11 @@ def test_hit_scenario_is_all_hits_after_warm_up() -> None:
     assert leg.load.hit_ratio == 1.0
 
 
+def test_distinct_hit_scenario_is_all_hits_with_a_request_id_each() -> None:
+    leg = run_leg(smoke_config("hit-2k-distinct"), Target.EDGEPROXY)
+    assert leg.load.requests > 0 and leg.load.errors == 0 and leg.load.hit_ratio == 1.0
+
+
 def test_hit_scenario_with_the_builtin_client() -> None:
     leg = run_leg(smoke_config("hit-50k", Generator.BUILTIN), Target.EDGEPROXY)
     assert leg.load.generator == "builtin" and leg.load.hit_ratio == 1.0
@@ -99,5 +104,5 @@ def test_results_file_and_report(origin_down_leg: Leg, tmp_path: Path) -> None:
 
 
 def test_every_scenario_has_a_smoke_test() -> None:
-    assert set(SCENARIOS) == {"hit-2k", "hit-50k", "miss", "zipf", "personalized", "purge-storm",
+    assert set(SCENARIOS) == {"hit-2k", "hit-2k-distinct", "hit-50k", "miss", "zipf", "personalized", "purge-storm",
                               "origin-down", "redis-down"}

@@ -75,6 +75,13 @@ def test_fixed_workload_warms_and_replays_a_small_set() -> None:
     assert len(w.warmup_paths()) == 4
 
 
+def test_request_ids_make_every_request_distinct_on_the_same_urls() -> None:
+    w = Workload(Kind.FIXED, blob_size=2048, distinct=4, request_ids=True)
+    reqs = list(itertools.islice(w.stream(1, 0), 5000))
+    assert {r.path for r in reqs} == set(w.warmup_paths())
+    assert len({r.headers for r in reqs}) == 5000 and all(dict(r.headers)["X-Request-Id"] for r in reqs)
+
+
 def test_unique_workload_never_repeats_within_or_across_workers() -> None:
     w = Workload(Kind.UNIQUE)
     a, b = take(w, 3000, worker=0), take(w, 3000, worker=1)
