@@ -352,7 +352,8 @@ class EdgeProtocol(asyncio.Protocol):
         if self._replayable is not None:
             exchange, reply = self._replayable
             self._replayable = None
-            if idle and self._seq == seq + 1 and not self._in_head and self._parser is not None:
+            one_request = idle and self._seq == seq + 1 and not self._in_head and self._parser is not None
+            if one_request and self._ctx.replay.wants(data):
                 # The chunk was exactly this one request: the same bytes get the same reply.
                 self._remember(data, exchange, reply)
         if self._in_head:

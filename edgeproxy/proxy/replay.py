@@ -45,9 +45,14 @@ class Replay:
 
 
 class ReplayCache:
+    """Remembers a reply only for request bytes already seen once before (a doorkeeper, as in
+    TinyLFU): traffic whose requests never repeat byte for byte pays one set lookup, not a
+    render and a memo entry per request."""
+
     def __init__(self, capacity: int = CAPACITY) -> None:
         self.capacity = capacity
         self._memo: dict[bytes, Replay] = {}
+        self._seen: set[bytes] = set()
 
     def __len__(self) -> int:
         return len(self._memo)
@@ -61,6 +66,18 @@ class ReplayCache:
             del self._memo[request]
             return None
         return found
+
+    def wants(self, request: bytes) -> bool:
+        """Whether a reply to ``request`` is worth remembering: it was seen before (and is now)."""
+        if len(request) > MAX_REQUEST:
+            return False
+        seen = self._seen
+        if request in seen:
+            return True
+        if len(seen) >= self.capacity * 4:
+            seen.clear()
+        seen.add(request)
+        return False
 
     def put(self, request: bytes, replay: Replay, now: float) -> None:
         if len(request) > MAX_REQUEST or len(replay.body) > MAX_BODY or now >= replay.until:

@@ -93,38 +93,39 @@ def without_timing(head: bytes) -> list[bytes]:
     return [line for line in head.split(b"\r\n") if not line.startswith(b"server-timing:")]
 
 
-async def test_identical_bytes_are_replayed_on_any_connection_and_observed_each_time():
+async def test_bytes_seen_twice_are_replayed_on_any_connection_and_observed_each_time():
     site = Site()
     async with serving(site) as served, connect(served) as first, connect(served) as second:
-        await first.send(REQUEST)
-        head1, body1 = await first.response()
+        assert await first.ask() == b"answer 1"  # seen once: answered in full, not remembered
         await second.send(REQUEST)
-        head2, body2 = await second.response()
-        assert await first.ask() == b"answer 1"
-    assert site.asked == 1
-    assert body1 == body2 == b"answer 1"
-    assert without_timing(head1) == without_timing(head2)
-    assert [b"server-timing" in line for line in head2.split(b"\r\n")].count(True) == 1
-    assert [phase for _, _, phase in site.observed] == [CachePhase.HIT] * 3
+        head2, body2 = await second.response()  # seen twice: remembered
+        await first.send(REQUEST)
+        head3, body3 = await first.response()
+        assert await second.ask() == b"answer 2"
+    assert site.asked == 2
+    assert body2 == body3 == b"answer 2"
+    assert without_timing(head2) == without_timing(head3)
+    assert [b"server-timing" in line for line in head3.split(b"\r\n")].count(True) == 1
+    assert [phase for _, _, phase in site.observed] == [CachePhase.HIT] * 4
 
 
 async def test_a_reply_is_not_replayed_once_its_reuse_no_longer_holds():
     site = Site()
     async with serving(site) as served, connect(served) as conn:
-        assert await conn.ask() == b"answer 1"
+        assert [await conn.ask() for _ in range(3)] == [b"answer 1", b"answer 2", b"answer 2"]
         site.valid = False
-        assert await conn.ask() == b"answer 2"
+        assert await conn.ask() == b"answer 3"
         site.valid = True
-        assert await conn.ask() == b"answer 2"
-    assert site.asked == 2
+        assert await conn.ask() == b"answer 3"
+    assert site.asked == 3
 
 
 async def test_a_reply_is_not_replayed_after_its_window_nor_past_the_current_date_second():
     site = Site(window=0.2)
     async with serving(site) as served, connect(served) as conn:
-        assert await conn.ask() == b"answer 1"
+        assert [await conn.ask() for _ in range(3)] == [b"answer 1", b"answer 2", b"answer 2"]
         await asyncio.sleep(0.25)
-        assert await conn.ask() == b"answer 2"
+        assert await conn.ask() == b"answer 3"
         site.window = 30
         await asyncio.sleep(0.25)
         await conn.ask()  # remembered for 30 s by the handler, but only within this Date second
@@ -155,11 +156,20 @@ async def test_different_bytes_split_chunks_and_pipelined_requests_are_answered_
 async def test_nothing_is_replayed_while_draining():
     site = Site()
     async with serving(site) as served, connect(served) as conn:
-        assert await conn.ask() == b"answer 1"
+        assert [await conn.ask() for _ in range(2)] == [b"answer 1", b"answer 2"]
         served.context.connections.draining = True
         await conn.send(REQUEST)
         head, body = await conn.response()
-    assert body == b"answer 2" and b"connection: close" in head
+    assert body == b"answer 3" and b"connection: close" in head
+
+
+def test_only_bytes_seen_before_are_worth_remembering_and_the_record_of_them_is_bounded():
+    memo = ReplayCache(capacity=2)
+    assert not memo.wants(b"a") and memo.wants(b"a")
+    assert not memo.wants(b"x" * 5000) and not memo.wants(b"x" * 5000)
+    for n in range(8):
+        memo.wants(b"%d" % n)
+    assert not memo.wants(b"a")  # the record was full and started over
 
 
 def test_the_memo_is_bounded_and_sweeps_expired_replies_first():
