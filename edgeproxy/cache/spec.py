@@ -35,7 +35,7 @@ from edgeproxy.cache.vary import vary_names
 # RFC 9110 §15.1: "heuristically cacheable" status codes.
 HEURISTICALLY_CACHEABLE = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501})
 # Status codes whose caching rules this cache implements (§5.2.2.3 must-understand). 206 is
-# absent: we do not assemble ranges, so partial content is never stored.
+# absent: partial content is never stored (ranges are served from complete stored bodies).
 UNDERSTOOD = frozenset({200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 451, 500, 501, 502, 503, 504})
 POISONABLE = frozenset({400, 403, 413, 429, 431})
 """Client-error statuses one client can provoke for itself (a malformed or oversized request, a
@@ -587,6 +587,77 @@ def none_match_hits(if_none_match: str, etag: str | None) -> bool:
 def _weak(etag: str) -> str:
     """The opaque-tag that weak comparison compares (RFC 9110 §8.8.3.2)."""
     return etag.removeprefix("W/")
+
+
+# ---------------------------------------------------------------- ranges from stored responses
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    """One satisfiable byte range of a stored body; ``last`` is inclusive (RFC 9110 §14.1.1)."""
+
+    first: int
+    last: int
+    size: int
+    """The complete length, for Content-Range."""
+
+    @property
+    def content_range(self) -> str:
+        return f"bytes {self.first}-{self.last}/{self.size}"
+
+
+@dataclass(frozen=True, slots=True)
+class Unsatisfiable:
+    """A byte range that starts past the end of the body: 416, Content-Range ``bytes */size``."""
+
+    size: int
+
+    @property
+    def content_range(self) -> str:
+        return f"bytes */{self.size}"
+
+
+def requested_range(req: RequestHead, entry: CacheEntry) -> ByteRange | Unsatisfiable | None:
+    """RFC 9110 §14.2: the one byte range of a stored complete 200 that a GET asks for.
+
+    None means "send the whole representation", which a server may always do (§14.2): no Range,
+    a unit other than bytes, a syntax error, several ranges (no multipart from the cache), or an
+    If-Range that does not name exactly this representation (§13.1.5).
+    """
+    raw = req.header("range")
+    if raw is None or req.method != "GET" or entry.status != 200:
+        return None
+    if_range = req.header("if-range")
+    if if_range is not None and not _if_range_holds(if_range.strip(), entry):
+        return None
+    unit, equals, ranges = raw.partition("=")
+    if not equals or unit.strip().lower() != "bytes" or "," in ranges:
+        return None
+    first_text, dash, last_text = ranges.strip().partition("-")
+    size = len(entry.body)
+    if not dash or not (first_text.isdigit() or (not first_text and last_text.isdigit())):
+        return None
+    if last_text and not last_text.isdigit():
+        return None
+    if not first_text:  # suffix-range: the last N bytes (§14.1.2)
+        suffix = int(last_text)
+        return ByteRange(max(0, size - suffix), size - 1, size) if suffix and size else Unsatisfiable(size)
+    first = int(first_text)
+    if last_text and int(last_text) < first:
+        return None  # invalid range-spec: ignore the field
+    if first >= size:
+        return Unsatisfiable(size)
+    return ByteRange(first, min(int(last_text), size - 1) if last_text else size - 1, size)
+
+
+def _if_range_holds(if_range: str, entry: CacheEntry) -> bool:
+    """§13.1.5: an entity-tag must match the stored one by strong comparison; a date must equal
+    the stored Last-Modified (the cache cannot tell whether it is a strong validator otherwise)."""
+    if if_range.startswith(('"', "W/")):
+        etag = entry.header("etag")
+        return etag is not None and not if_range.startswith("W/") and not etag.startswith("W/") and etag.strip() == if_range
+    date = parse_http_date(if_range)
+    return date is not None and date == parse_http_date(entry.header("last-modified"))
 
 
 # ---------------------------------------------------------------- invalidation

@@ -156,9 +156,10 @@ class Edge:
             reply = await self._handle(inc, route)
         else:
             # The client's validators belong to its personalized copy, never to the base object
-            # (they are not fields a route depends on, so the route stays the same).
+            # (they are not fields a route depends on, so the route stays the same); a Range is
+            # ignored there (RFC 9110 §14.2 allows it): the ranked copy is sent whole.
             base_inc = replace(inc, head=replace(req, headers=tuple(
-                (k, v) for k, v in req.headers if k not in hdrs.CONDITIONALS)))
+                (k, v) for k, v in req.headers if k not in hdrs.CONDITIONALS and k != "range")))
             reply = await self._handle(base_inc, route)
             if reply.entry is not None and reply.status == 200:
                 reply = await self._personalized(req, reply, settings)
@@ -182,7 +183,7 @@ class Edge:
             return None
         if not isinstance(spec.decide_lookup(parse_cache_control(req.header("cache-control")), entry, now), spec.Fresh):
             return None
-        if spec.client_not_modified(req, entry):
+        if spec.client_not_modified(req, entry) or req.header("range") is not None:
             return self._from_cache(req, entry, CachePhase.HIT, now, rk, tier=Tier.L1)
         reply = self._rendered_hit(req, entry, now, rk)
         if req.header("cache-control") is None:
@@ -609,6 +610,21 @@ class Edge:
         delivered = _finish([*base, ("age", str(int(spec.current_age(entry, now))))], status)
         if spec.client_not_modified(req, entry):
             return Reply(304, _not_modified(delivered), phase=phase, key_hash=rk.hash, ttl=ttl, detail=hit_detail)
+        wanted = spec.requested_range(req, entry)
+        if wanted is not None:
+            # RFC 9110 §14.2: one byte range served from the complete stored body.
+            partial = isinstance(wanted, spec.ByteRange)
+            return Reply(
+                206 if partial else 416,
+                [*delivered, ("content-range", wanted.content_range)],
+                body=entry.body[wanted.first : wanted.last + 1] if partial else b"",
+                phase=phase,
+                key_hash=rk.hash,
+                ttl=ttl,
+                detail=hit_detail,
+                collapsed=collapsed,
+                cache_status=status,
+            )
         return Reply(
             entry.status,
             delivered,
