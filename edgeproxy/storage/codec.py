@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from typing import Any
 
 import xxhash
 
 from edgeproxy.cache.entry import CacheEntry, StoredObject, VaryIndex
+from edgeproxy.cache.spec import NO_TAGS
 
 MAGIC = b"EP"
 VERSION = 1
@@ -104,7 +106,7 @@ def _entry(meta: dict[str, Any], body: bytes) -> CacheEntry:
         must_revalidate=_bool(meta["m"]),
         no_cache=_bool(meta["n"]),
         vary=_headers(meta["v"]),
-        tags=frozenset(_str(t) for t in meta["t"]),
+        tags=frozenset(_str(t) for t in meta["t"]) if meta["t"] else NO_TAGS,
         stored_at=_num(meta["a"]),
     )
 
@@ -134,4 +136,5 @@ def _bool(value: Any) -> bool:
 
 
 def _headers(value: Any) -> tuple[tuple[str, str], ...]:
-    return tuple((_str(name), _str(field)) for name, field in value)
+    # Field names repeat across every object an L2 read brings into L1: one interned copy each.
+    return tuple((sys.intern(_str(name)), _str(field)) for name, field in value)
