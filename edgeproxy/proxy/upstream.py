@@ -1,17 +1,27 @@
-"""The origin side: one shared aiohttp ClientSession, request re-framing and error mapping."""
+"""The origin side: pooled keep-alive HTTP/1.1 connections (``originconn``), the public API the
+edge uses, and which failure is which."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from enum import Enum
-
-import aiohttp
-from yarl import URL
 
 from edgeproxy.cache.entry import Headers
 from edgeproxy.policies.model import OriginSettings
 from edgeproxy.proxy import hdrs
+from edgeproxy.proxy.originconn import (
+    BadResponse,
+    Exchange,
+    ExchangeError,
+    OriginAddress,
+    OriginPool,
+    PeerClosed,
+    ReadTimeout,
+    encode_request,
+)
 
 log = logging.getLogger("edgeproxy.upstream")
 
@@ -53,88 +63,89 @@ class UpstreamError(Exception):
 
 
 class UpstreamResponse:
-    """A response whose head has arrived; the body is read on demand, exactly once."""
+    """A response whose head has arrived; the body is read on demand, exactly once.
 
-    def __init__(self, status: int, headers: Headers, response: aiohttp.ClientResponse) -> None:
-        self.status = status
-        self.headers = headers
-        self._response = response
-        self._body = self._chunks()
+    A response dropped before its end (neither read through nor closed) closes its connection
+    when it is collected, so a half-read connection never goes back to the pool.
+    """
+
+    __slots__ = ("status", "headers", "_exchange")
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.status = exchange.status
+        self.headers: Headers = hdrs.strip_hop_by_hop(tuple(exchange.headers))
+        self._exchange = exchange
+
+    def __del__(self) -> None:
+        try:
+            self._exchange.abandon()
+        except RuntimeError:
+            pass  # collected after its event loop closed: the transport went with the loop
 
     @property
     def content_length(self) -> int | None:
-        return self._response.content_length
-
-    async def _chunks(self, size: int = 65536) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_chunked(size):
-                yield chunk
-        except TimeoutError as exc:  # first: aiohttp's ServerTimeoutError is a ClientError too
-            raise UpstreamError(UpstreamFailure.TIMEOUT, "read timed out mid-body") from exc
-        except aiohttp.ClientPayloadError as exc:
-            raise UpstreamError(UpstreamFailure.TRUNCATED, str(exc)) from exc
-        except (aiohttp.ClientError, ConnectionError) as exc:
-            raise UpstreamError(UpstreamFailure.RESET, str(exc)) from exc
-        finally:
-            self._response.release()
+        return self._exchange.length
 
     async def read_up_to(self, limit: int) -> tuple[bytes, bool]:
         """Read until the body ends (→ (body, True)) or exceeds ``limit`` (→ (prefix, False));
         after False, ``rest()`` streams what remains. A broken body raises UpstreamError."""
+        exchange = self._exchange
         parts: list[bytes] = []
         total = 0
-        async for chunk in self._body:
-            parts.append(chunk)
-            total += len(chunk)
-            if total > limit:
-                return b"".join(parts), False
-        return b"".join(parts), True
+        try:
+            while True:
+                chunk = exchange.read()
+                if chunk is None:
+                    await exchange.wait()
+                    continue
+                if not chunk:
+                    return b"".join(parts), True  # one part is returned as it is, not copied
+                parts.append(chunk)
+                total += len(chunk)
+                if total > limit:
+                    return b"".join(parts), False
+        except ExchangeError as exc:
+            raise _body_error(exc) from exc
 
     def rest(self) -> AsyncIterator[bytes]:
         """The unread remainder of the body, as it arrives."""
-        return self._body
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        # A generator method: while the stream is relayed it keeps this response alive.
+        exchange = self._exchange
+        try:
+            while True:
+                chunk = exchange.read()
+                if chunk is None:
+                    await exchange.wait()
+                    continue
+                if not chunk:
+                    return
+                yield chunk
+        except ExchangeError as exc:
+            raise _body_error(exc) from exc
+        finally:
+            exchange.abandon()  # a no-op once the body is complete
 
     def close(self) -> None:
-        self._response.close()
+        """Done with the response: its connection is closed unless the body was complete."""
+        self._exchange.abandon()
 
 
-class _GuardedConnector(aiohttp.TCPConnector):
-    """Never reuse a pooled origin connection that received bytes while idle.
-
-    Such bytes are an unsolicited response (response splitting, or a request smuggled into the
-    origin); handing the connection to the next request would make that response its answer,
-    stored under the wrong URL. Varnish likewise closes a backend connection that is readable
-    while idle. (aiohttp's own pool only checks that the connection is open.)
-    """
-
-    async def _get(self, key, traces):  # type: ignore[no-untyped-def]
-        conns = self._conns.get(key)
-        if conns:
-            for idle in [entry for entry in conns if entry[0].should_close]:
-                conns.remove(idle)
-                idle[0].close()
-            if not conns:
-                del self._conns[key]
-        return await super()._get(key, traces)
+def _body_error(exc: ExchangeError) -> UpstreamError:
+    if isinstance(exc, ReadTimeout):
+        return UpstreamError(UpstreamFailure.TIMEOUT, f"read timed out mid-body: {exc}")
+    # RFC 9111 §3.3: a body cut short (closed, reset or mis-framed) is an incomplete response.
+    return UpstreamError(UpstreamFailure.TRUNCATED, str(exc))
 
 
-def _wire_headers(headers: Headers) -> list[tuple[str, str]]:
-    """Field values travel as the client's bytes (RFC 9110 §5.5 obs-text is opaque).
-
-    Values are held as latin-1 text (one char per byte) while aiohttp's client writes str
-    headers as UTF-8; re-reading the bytes as UTF-8 makes it write them back unchanged. A value
-    that is not UTF-8 cannot be written byte-exact by aiohttp and is dropped (and logged).
-    """
-    out: list[tuple[str, str]] = []
-    for name, value in headers:
-        if value.isascii():
-            out.append((name, value))
-            continue
-        try:
-            out.append((name, value.encode("latin-1").decode("utf-8")))
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            log.warning("dropping request field %s: its bytes are not UTF-8 and cannot be relayed exactly", name)
-    return out
+def _head_error(origin: OriginSettings, exc: ExchangeError) -> UpstreamError:
+    if isinstance(exc, ReadTimeout):
+        return UpstreamError(UpstreamFailure.TIMEOUT, f"no response from {origin.url} in time: {exc}")
+    if isinstance(exc, BadResponse):
+        return UpstreamError(UpstreamFailure.PROTOCOL, f"{origin.url}: {exc}")
+    return UpstreamError(UpstreamFailure.RESET, f"{origin.url}: {exc}")
 
 
 IDLE_TIMEOUT = 4.0
@@ -144,39 +155,40 @@ IDLE_TIMEOUT = 4.0
 class Upstream:
     """Sends re-framed requests to origins over pooled keep-alive connections.
 
+    ``pool_size`` caps the connections open to each origin; a request finding them all busy waits
+    for one, within the origin's connect timeout.
+
     ``idle_timeout`` bounds how long an idle pooled connection is reused. It must be shorter than
     the origin's own keep-alive timeout: an origin closes an idle connection without telling us
     first, and a request written on it just then fails with a reset. A safe request is retried
     on a fresh connection (see ``send``), but a POST or PUT cannot be (RFC 9110 §9.2.2), so its
     client gets a 502 for nothing. Node's http server (``keepAliveTimeout``) and uvicorn
     (``--timeout-keep-alive``) both close after 5 s by default, hence 4 s, not aiohttp's 15 s.
+
+    Nothing is added to what the caller sends but Host (when it gave none) and the body's
+    framing: no User-Agent, Accept or Accept-Encoding, no decompression, redirects or cookies.
     """
 
-    def __init__(self, *, pool_size: int = 256, idle_timeout: float = IDLE_TIMEOUT) -> None:
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(
+        self, *, pool_size: int = 256, idle_timeout: float = IDLE_TIMEOUT, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self._pool_size = pool_size
         self._idle_timeout = idle_timeout
+        self._pools: dict[str, OriginPool] = {}
+        self._ssl = ssl_context
+        """How https origins are verified; the system's trust store by default (as aiohttp did)."""
+        self._started = False
 
     async def start(self) -> None:
-        # aiohttp checks keepalive_timeout when it takes a connection from the pool, not only in
-        # its periodic cleanup, so no connection idle longer than the bound is ever reused.
-        connector = _GuardedConnector(
-            limit=self._pool_size,
-            limit_per_host=self._pool_size,
-            ttl_dns_cache=300,
-            keepalive_timeout=self._idle_timeout,
-        )
-        # auto_decompress=False: pass-through bodies are relayed byte-exact, never inflated.
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type", "Accept"),
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
+        self._started = True
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        self._started = False
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.close()
+        if pools:
+            await asyncio.sleep(0)  # let the transports report themselves closed
 
     async def send(
         self,
@@ -186,39 +198,47 @@ class Upstream:
         headers: Headers,
         body: AsyncIterator[bytes] | bytes | None = None,
     ) -> UpstreamResponse:
-        """Open a request to ``origin`` + ``target`` (never URL-joined with client input) and
-        return once the response head arrived."""
-        assert self._session is not None, "Upstream.start() was not awaited"
-        url = URL(origin.url.rstrip("/") + target, encoded=True)
-        timeout = aiohttp.ClientTimeout(connect=origin.connect_timeout, sock_read=origin.read_timeout)
-        attempts = 2 if method in IDEMPOTENT_RETRY and body is None else 1
-        for attempt in range(1, attempts + 1):
+        """Send a request to ``origin`` for ``target`` (sent as given, never URL-joined with
+        client input) and return once the response head arrived."""
+        assert self._started, "Upstream.start() was not awaited"
+        pool = self._pools.get(origin.url) or self._pool(origin.url)
+        head, declared, chunked = encode_request(method, target, headers, pool.address.host_header, body)
+        retry = method in IDEMPOTENT_RETRY and body is None
+        fresh = False
+        while True:
             try:
-                response = await self._session.request(
-                    method,
-                    url,
-                    headers=_wire_headers(headers),
-                    data=body,
-                    allow_redirects=False,
-                    timeout=timeout,
-                    compress=None,
-                )
-                break
-            except TimeoutError as exc:
-                raise UpstreamError(UpstreamFailure.TIMEOUT, f"no response from {origin.url} in time") from exc
-            except aiohttp.ClientConnectorError as exc:
-                raise UpstreamError(UpstreamFailure.CONNECT, f"cannot connect to {origin.url}: {exc.os_error}") from exc
-            except (aiohttp.ClientResponseError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                # RFC 9110 §9.2.2: a pooled connection the origin closed, or left holding stray
-                # bytes from a mis-framed response, fails before any response; a safe request
-                # is retried once on a fresh connection.
-                if attempt < attempts:
+                conn = await pool.acquire(pool.loop.time() + origin.connect_timeout, fresh=fresh)
+            except TimeoutError as exc:  # first: TimeoutError is an OSError too
+                raise UpstreamError(UpstreamFailure.TIMEOUT, f"no connection to {origin.url} in time") from exc
+            except OSError as exc:
+                raise UpstreamError(UpstreamFailure.CONNECT, f"cannot connect to {origin.url}: {exc}") from exc
+            reused = conn.served > 0
+            exchange = conn.begin(method == "HEAD", origin.read_timeout)
+            if isinstance(body, bytes) or body is None:
+                conn.write(head, body)
+            else:
+                conn.write(head)
+                conn.send_body(body, chunked, declared)
+            try:
+                await exchange.head()
+            except ExchangeError as exc:
+                if retry and reused and isinstance(exc, (PeerClosed, BadResponse)):
+                    # RFC 9110 §9.2.2: a pooled connection the origin closed, or left holding
+                    # stray bytes from a mis-framed response, fails before any response; a safe
+                    # request is retried once, on a connection opened for it.
+                    log.debug("retrying %s %s on a fresh connection: %s", method, target, exc)
+                    retry, fresh = False, True
                     continue
-                kind = UpstreamFailure.PROTOCOL if isinstance(exc, aiohttp.ClientResponseError) else UpstreamFailure.RESET
-                raise UpstreamError(kind, f"{origin.url}: {exc}") from exc
-            except (aiohttp.ClientError, ConnectionError) as exc:
-                raise UpstreamError(UpstreamFailure.RESET, f"{origin.url}: {exc}") from exc
-        response_headers = tuple(
-            (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.raw_headers
-        )
-        return UpstreamResponse(response.status, hdrs.strip_hop_by_hop(response_headers), response)
+                raise _head_error(origin, exc) from exc
+            except BaseException:
+                conn.close()  # cancelled while waiting: the response will never be read
+                raise
+            return UpstreamResponse(exchange)
+
+    def _pool(self, url: str) -> OriginPool:
+        address = OriginAddress.parse(url)
+        if address.scheme == "https" and self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        pool = OriginPool(address, size=self._pool_size, idle_timeout=self._idle_timeout, ssl_context=self._ssl)
+        self._pools[url] = pool
+        return pool
