@@ -610,31 +610,25 @@ class Edge:
         delivered = _finish([*base, ("age", str(int(spec.current_age(entry, now))))], status)
         if spec.client_not_modified(req, entry):
             return Reply(304, _not_modified(delivered), phase=phase, key_hash=rk.hash, ttl=ttl, detail=hit_detail)
+        code, fields, body, served = entry.status, delivered, entry.body, entry
         wanted = spec.requested_range(req, entry)
         if wanted is not None:
             # RFC 9110 §14.2: one byte range served from the complete stored body.
             partial = isinstance(wanted, spec.ByteRange)
-            return Reply(
-                206 if partial else 416,
-                [*delivered, ("content-range", wanted.content_range)],
-                body=entry.body[wanted.first : wanted.last + 1] if partial else b"",
-                phase=phase,
-                key_hash=rk.hash,
-                ttl=ttl,
-                detail=hit_detail,
-                collapsed=collapsed,
-                cache_status=status,
-            )
+            code = 206 if partial else 416
+            fields = [*delivered, ("content-range", wanted.content_range)]
+            body = entry.body[wanted.first : wanted.last + 1] if partial else b""
+            served = None  # a part is not a representation to personalize
         return Reply(
-            entry.status,
-            delivered,
-            body=entry.body,
+            code,
+            fields,
+            body=body,
             phase=phase,
             key_hash=rk.hash,
             ttl=ttl,
             detail=hit_detail,
             collapsed=collapsed,
-            entry=entry,
+            entry=served,
             cache_status=status,
         )
 

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from edgeproxy.cache.entry import Headers
+from edgeproxy.proxy.lazytimer import LazyTimer
 
 READ_BUFFER = 256 * 1024
 """Unread body bytes at which reading from the origin pauses; it resumes below half of this.
@@ -260,7 +261,7 @@ class OriginConnection(asyncio.Protocol):
 
     __slots__ = (
         "_pool", "_loop", "_transport", "_parser", "_exchange", "_fields", "served", "idle_since", "closed",
-        "counted", "_read_timeout", "_read_at", "_timer", "_timer_at", "_paused", "_drain", "_sender",
+        "counted", "_read_timeout", "_read_at", "_timer", "_paused", "_drain", "_sender",
     )
 
     def __init__(self, pool: OriginPool) -> None:
@@ -279,8 +280,7 @@ class OriginConnection(asyncio.Protocol):
         self._read_timeout = 0.0
         self._read_at: float | None = None
         """When the exchange times out unless a byte arrives first; None while reading is paused."""
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer = LazyTimer(self._loop, self._on_timer)
         self._paused = False
         self._drain: asyncio.Future[None] | None = None
         self._sender: asyncio.Task[None] | None = None
@@ -293,7 +293,7 @@ class OriginConnection(asyncio.Protocol):
         exchange = self._exchange = Exchange(self, head_only)
         self._read_timeout = read_timeout
         self._read_at = at = self._loop.time() + read_timeout
-        self._schedule(at)
+        self._timer.schedule(at)
         return exchange
 
     def write(self, data: bytes, body: bytes | None = None) -> None:
@@ -325,9 +325,7 @@ class OriginConnection(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         if self._transport is not None:
             self._transport.close()
         sender = self._sender
@@ -341,7 +339,7 @@ class OriginConnection(asyncio.Protocol):
             self._transport.resume_reading()
             if self._exchange is not None:
                 self._read_at = at = self._loop.time() + self._read_timeout
-                self._schedule(at)
+                self._timer.schedule(at)
 
     # ------------------------------------------------------------ asyncio callbacks
 
@@ -530,17 +528,7 @@ class OriginConnection(asyncio.Protocol):
         except Exception as exc:  # the client's body failed (it hung up, or broke a limit)
             self.close(PeerClosed(f"request body failed: {exc!r}"))
 
-    def _schedule(self, at: float) -> None:
-        """One timer, re-armed lazily: a deadline moving later costs no timer call."""
-        if self._timer is not None:
-            if self._timer_at <= at:
-                return  # it fires first and re-arms for the later deadline
-            self._timer.cancel()
-        self._timer = self._loop.call_at(at, self._on_timer)
-        self._timer_at = at
-
     def _on_timer(self) -> None:
-        self._timer = None
         if self.closed:
             return
         now = self._loop.time()
@@ -558,7 +546,7 @@ class OriginConnection(asyncio.Protocol):
             if now >= at:
                 self.close()
                 return
-        self._schedule(at)
+        self._timer.schedule(at)
 
 
 class OriginPool:

@@ -22,6 +22,7 @@ from typing import cast
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from edgeproxy.cache.message import RequestHead
+from edgeproxy.proxy.lazytimer import LazyTimer
 from edgeproxy.proxy.reply import Incoming, Reply
 from edgeproxy.proxy.replay import Replay
 from edgeproxy.proxy.server import (
@@ -253,8 +254,7 @@ class EdgeProtocol(asyncio.Protocol):
         self._read_deadline: Deadline | None = None
         self._read_at = 0.0
         self._send_at: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer = LazyTimer(self._loop, self._on_timer)
         self._linger: asyncio.TimerHandle | None = None
         self._eof = False
         self._replayable: tuple[_Exchange, Reply] | None = None
@@ -281,10 +281,10 @@ class EdgeProtocol(asyncio.Protocol):
         self._transport = None
         self._parser = None
         self._ctx.connections.discard(self)
-        for timer in (self._timer, self._linger):
-            if timer is not None:
-                timer.cancel()
-        self._timer = self._linger = None
+        self._timer.cancel()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         if self._current is not None and self._current.body is not None:
             self._current.body.fail(ConnectionResetError("client closed the connection mid-body"))
         if self._write_waiter is not None and not self._write_waiter.done():
@@ -293,7 +293,7 @@ class EdgeProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         self._write_waiter = self._loop.create_future()
         self._send_at = self._loop.time() + self._limits.send_timeout
-        self._schedule(self._send_at)
+        self._timer.schedule(self._send_at)
 
     def resume_writing(self) -> None:
         self._send_at = None
@@ -541,18 +541,9 @@ class EdgeProtocol(asyncio.Protocol):
     def _arm_read(self, deadline: Deadline, seconds: float) -> None:
         self._read_deadline = deadline
         self._read_at = self._loop.time() + seconds
-        self._schedule(self._read_at)
-
-    def _schedule(self, at: float) -> None:
-        if self._timer is not None:
-            if self._timer_at <= at:
-                return  # it fires first and re-arms for the later deadline
-            self._timer.cancel()
-        self._timer = self._loop.call_at(at, self._on_timer)
-        self._timer_at = at
+        self._timer.schedule(self._read_at)
 
     def _on_timer(self) -> None:
-        self._timer = None
         if self._transport is None:
             return
         now = self._loop.time()
@@ -572,7 +563,7 @@ class EdgeProtocol(asyncio.Protocol):
             return
         pending = [at for at in (self._send_at, self._read_at if deadline else None) if at is not None]
         if pending:
-            self._schedule(min(pending))
+            self._timer.schedule(min(pending))
 
     # ------------------------------------------------------------ answering
 

@@ -89,39 +89,34 @@ class UpstreamResponse:
     async def read_up_to(self, limit: int) -> tuple[bytes, bool]:
         """Read until the body ends (→ (body, True)) or exceeds ``limit`` (→ (prefix, False));
         after False, ``rest()`` streams what remains. A broken body raises UpstreamError."""
-        exchange = self._exchange
         parts: list[bytes] = []
         total = 0
         try:
-            while True:
-                chunk = exchange.read()
-                if chunk is None:
-                    await exchange.wait()
-                    continue
-                if not chunk:
-                    return b"".join(parts), True  # one part is returned as it is, not copied
+            while chunk := await self._next_chunk():
                 parts.append(chunk)
                 total += len(chunk)
                 if total > limit:
                     return b"".join(parts), False
         except ExchangeError as exc:
             raise _body_error(exc) from exc
+        return b"".join(parts), True  # one part is returned as it is, not copied
 
     def rest(self) -> AsyncIterator[bytes]:
         """The unread remainder of the body, as it arrives."""
         return self._chunks()
 
+    async def _next_chunk(self) -> bytes:
+        """The next piece of the body as it arrives; ``b""`` once it is complete."""
+        exchange = self._exchange
+        while (chunk := exchange.read()) is None:
+            await exchange.wait()
+        return chunk
+
     async def _chunks(self) -> AsyncIterator[bytes]:
         # A generator method: while the stream is relayed it keeps this response alive.
         exchange = self._exchange
         try:
-            while True:
-                chunk = exchange.read()
-                if chunk is None:
-                    await exchange.wait()
-                    continue
-                if not chunk:
-                    return
+            while chunk := await self._next_chunk():
                 yield chunk
         except ExchangeError as exc:
             raise _body_error(exc) from exc
