@@ -43,6 +43,7 @@ from edgeproxy.storage.memory import MemoryStore
 from edgeproxy.storage.null import NullStore
 from edgeproxy.storage.redis import CallOutcome
 from edgeproxy.storage.tiered import TieredStore
+from edgeproxy.tasks import cancel_and_wait
 
 log = logging.getLogger("edgeproxy.runtime")
 
@@ -51,6 +52,10 @@ L2_ERROR_KINDS = {CallOutcome.TIMEOUT: "timeout", CallOutcome.ERROR: "connection
 CIRCUIT_STATES = {
     BreakerState.CLOSED: CircuitState.CLOSED, BreakerState.HALF_OPEN: CircuitState.HALF_OPEN, BreakerState.OPEN: CircuitState.OPEN,
 }
+TASKS_STOP_TIMEOUT = 2.0
+"""How long ``stop`` waits for the background loops to end once cancelled. A loop that talks to
+Redis (the event flush) can lose its cancellation inside redis-py (see ``edgeproxy.tasks``): it
+is cancelled again, and after this long no longer waited for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,9 +323,7 @@ class ProxyRuntime:
             await self._server.wait_closed()
         if self._admin is not None:
             await self._admin.cleanup()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks, TASKS_STOP_TIMEOUT)
         await self.edge.close()
         await self.upstream.close()
         if self.bus is not None:

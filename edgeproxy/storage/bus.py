@@ -9,6 +9,8 @@ hold objects a missed purge removed) and replays the log from where it left off.
 
 Redis being down never raises into the data path: the subscriber reconnects with backoff in the
 background; ``publish`` and ``recent`` raise :class:`BusUnavailable`, which the admin API maps to 503.
+Nor does it hang a stop: ``close`` ends the subscription within ``CLOSE_TIMEOUT`` even when the
+cancellation is lost inside redis-py (see :mod:`edgeproxy.tasks`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from edgeproxy.storage.redisconn import BACKEND_ERRORS, RedisClient
+from edgeproxy.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,10 @@ RECONNECT_MIN = 0.05
 RECONNECT_MAX = 2.0
 LISTEN_POLL = 1.0
 """How long one wait for a message blocks; bounds how quickly ``close`` takes effect."""
+CLOSE_TIMEOUT = 2.0
+"""How long ``close`` waits for the subscription to end. The subscription also stops by itself
+at its next poll once closing (within ``LISTEN_POLL``, or the bus timeout while connecting), so
+this is only reached by a handler that ignores cancellation."""
 
 
 def _decode(wire: bytes) -> Message:
@@ -145,6 +152,9 @@ class FleetBus:
         """The history ``generation`` counts in."""
         self.counts: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        """Set by ``close``: the subscription stops at its next poll even if it never sees the
+        cancellation (redis-py on Python 3.11 can swallow one, see :mod:`edgeproxy.tasks`)."""
         self._connected = asyncio.Event()
 
     async def publish(self, kind: str, payload: dict[str, Any]) -> int:
@@ -203,8 +213,8 @@ class FleetBus:
         if self._subscriber is None:
             raise ValueError(
                 "a Redis Cluster client cannot subscribe: pass subscriber=connect_subscriber(url, timeout=...)")
-        if self._task is not None:
-            raise RuntimeError("this FleetBus already has a subscription; create one bus per handler")
+        if self._task is not None or self._closing:
+            raise RuntimeError("this FleetBus already has (or had) a subscription; create one bus per handler")
         self._task = asyncio.create_task(
             self._listen(self._subscriber, handler, on_gap, own, since_generation), name="fleet-bus")
         try:
@@ -218,21 +228,20 @@ class FleetBus:
     def state(self) -> BusState:
         return BusState.CONNECTED if self._connected.is_set() else BusState.CONNECTING
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """End the subscription, waiting at most ``timeout`` seconds for it."""
+        self._closing = True
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait([self._task], timeout, what="fleet bus subscription")
             self._task = None
+        self._connected.clear()
 
     async def _listen(
         self, subscriber: Redis, handler: Handler, on_gap: GapHandler | None, own: OwnMessages, since: int | None
     ) -> None:
         backoff = RECONNECT_MIN
         first = True
-        while True:
+        while not self._closing:
             pubsub = subscriber.pubsub()
             try:
                 async with asyncio.timeout(self._timeout):
@@ -261,7 +270,7 @@ class FleetBus:
                     pass
 
     async def _receive(self, pubsub: PubSub, handler: Handler, on_gap: GapHandler | None, own: OwnMessages) -> None:
-        while True:
+        while not self._closing:
             raw = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_POLL)
             if raw is None or raw["type"] != "message":
                 continue

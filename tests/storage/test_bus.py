@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.connection import Connection
 
-from edgeproxy.storage.bus import BusState, BusUnavailable, FleetBus, Message, OwnMessages
+from edgeproxy.storage.bus import CLOSE_TIMEOUT, BusState, BusUnavailable, FleetBus, Message, OwnMessages
 from edgeproxy.storage.redisconn import connect
+from edgeproxy.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from tests.conftest import RedisServer
@@ -201,6 +204,84 @@ async def test_redis_down_never_raises_into_subscribers_and_publish_says_unavail
         await eventually(lambda: len(inbox.messages) == 1)
     finally:
         await a.close()
+
+
+async def test_close_ends_a_subscription_whose_cancellation_redis_py_lost(
+    redis_url: str, redis_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py sends every command through ``asyncio.wait_for``, which on Python 3.11 returns
+    normally, dropping the cancellation, when it is cancelled just as the send completes (CPython
+    gh-86296). A proxy stopping while its bus was (re)subscribing thus left the subscription
+    running and ``close`` (so ``ProxyRuntime.stop``) waiting for it forever. Here ``close`` is
+    called at exactly that moment: right after SUBSCRIBE is written, before ``wait_for`` returns."""
+    client = connect(redis_url, timeout=0.5)
+    bus = FleetBus(client, redis_namespace)
+    closing: list[asyncio.Task[None]] = []
+    listening: list[asyncio.Task[None]] = []
+    send = Connection._send_packed_command
+
+    async def send_then_close(self: Connection, command: Iterable[bytes]) -> None:
+        await send(self, command)  # this runs as wait_for's inner task
+        if not closing and any(b"SUBSCRIBE" in bytes(chunk) for chunk in command):
+            assert bus._task is not None
+            listening.append(bus._task)
+            closing.append(asyncio.create_task(bus.close()))  # cancels the subscription next
+
+    monkeypatch.setattr(Connection, "_send_packed_command", send_then_close)
+    try:
+        await bus.subscribe(Inbox().handle, wait=0.5)
+        assert closing, "the bus never sent SUBSCRIBE"
+        # asyncio.wait, not a timeout around an await: cancelling an await of close() would
+        # cancel the subscription a second time and hide the lost first cancellation.
+        await asyncio.wait(closing, timeout=CLOSE_TIMEOUT + 3)
+        assert closing[0].done(), "close() did not return"
+        assert listening[0].done()
+    finally:
+        monkeypatch.undo()
+        await cancel_and_wait([*closing, *listening], 5.0)
+        await client.aclose()
+
+
+async def test_close_is_bounded_even_if_the_subscription_never_sees_a_cancellation(
+    redis_url: str, redis_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However a cancellation gets lost, the subscription stops by itself once closing."""
+    client = connect(redis_url, timeout=0.5)
+    make_pubsub = client.pubsub
+    deaf = True
+
+    def deaf_pubsub() -> PubSub:
+        pubsub = make_pubsub()
+        get_message = pubsub.get_message
+
+        async def get_message_losing_cancellations(**kwargs: Any) -> Any:
+            try:
+                return await get_message(**kwargs)
+            except asyncio.CancelledError:
+                if deaf:
+                    return None
+                raise
+
+        pubsub.get_message = get_message_losing_cancellations  # type: ignore[method-assign]
+        return pubsub
+
+    monkeypatch.setattr(client, "pubsub", deaf_pubsub)
+    bus = FleetBus(client, redis_namespace)
+    assert await bus.subscribe(Inbox().handle) is BusState.CONNECTED
+    listening = bus._task
+    assert listening is not None
+    closing = asyncio.create_task(bus.close())
+    try:
+        await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT + 3)
+        assert closing.done(), "close() did not return"
+        assert listening.done()  # it ended: close did not just give up waiting
+        assert bus.state is BusState.CONNECTING
+        with pytest.raises(RuntimeError, match="one bus per handler"):
+            await bus.subscribe(Inbox().handle)
+    finally:
+        deaf = False
+        await cancel_and_wait([closing, listening], 5.0)
+        await client.aclose()
 
 
 async def test_a_cluster_client_must_be_given_a_node_to_subscribe_on() -> None:
