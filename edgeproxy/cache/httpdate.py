@@ -9,6 +9,11 @@ from email.utils import formatdate, parsedate_tz
 
 _TIME_OF_DAY = re.compile(r"\d{1,2}[:.]\d{2}[:.]\d{2}")
 _RFC850_YEAR = re.compile(r"-\d{2}\s")
+_MONTHS = {name: number for number, name in enumerate(calendar.month_abbr) if name}
+_IMF_FIXDATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-3]\d) (%s) (\d{4}) ([0-2]\d):([0-5]\d):([0-6]\d) GMT" % "|".join(_MONTHS)
+)
+"""The one format senders must generate (§5.6.7); parsed directly, the others via ``parsedate_tz``."""
 
 
 def parse_http_date(value: str | None, *, now: float | None = None) -> float | None:
@@ -20,7 +25,13 @@ def parse_http_date(value: str | None, *, now: float | None = None) -> float | N
     cache treat duplicate Expires as stale. With ``now`` given, a two-digit RFC 850 year is read
     as the most recent matching year not more than 50 years ahead, as §5.6.7 requires.
     """
-    if not value or len(_TIME_OF_DAY.findall(value)) > 1:
+    if not value:
+        return None
+    fixdate = _IMF_FIXDATE.fullmatch(value)
+    if fixdate is not None:
+        day, month, year, hour, minute, second = fixdate.groups()
+        return float(calendar.timegm((int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second))))
+    if len(_TIME_OF_DAY.findall(value)) > 1:
         return None
     parsed = parsedate_tz(value.strip())
     if parsed is None:

@@ -65,3 +65,10 @@ def test_parse_never_raises(value: str, now: float | None) -> None:
 @given(st.integers(min_value=0, max_value=253402300799))
 def test_format_parse_round_trip(timestamp: int) -> None:
     assert parse_http_date(format_http_date(timestamp)) == timestamp
+
+
+@given(st.integers(min_value=0, max_value=253402300799))
+def test_imf_fixdate_is_read_directly_exactly_as_the_general_parser_reads_it(timestamp: int) -> None:
+    value = format_http_date(timestamp)
+    assert parse_http_date(value) == timestamp
+    assert parse_http_date(" " + value) == timestamp  # not IMF-fixdate to the letter: general parser
