@@ -28,11 +28,14 @@ RESTART_BACKOFF = 1.0
 
 async def _run_worker(config: ProxyConfig, bus_conn: Connection | None) -> None:
     runtime = ProxyRuntime(config, local_bus=LocalBus(bus_conn) if bus_conn is not None else None)
-    await runtime.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Installed before starting: a SIGTERM that arrives while the worker starts is a stop as soon
+    # as it has started (then a drain of nothing), not a signal lost or handled by the
+    # supervisor's handler the fork left behind.
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    await runtime.start()
     loop.add_signal_handler(signal.SIGHUP, runtime.request_reload)
     await stop.wait()
     log.info("draining (pid %d)", os.getpid())
@@ -41,6 +44,11 @@ async def _run_worker(config: ProxyConfig, bus_conn: Connection | None) -> None:
 
 def run_worker(config: ProxyConfig, bus_conn: Connection | None = None) -> None:
     """Run one proxy process on uvloop until SIGTERM/SIGINT."""
+    # A forked worker starts with the supervisor's handlers, which would signal the other
+    # workers; until its loop takes over, the default applies and a reload (SIGHUP) is moot.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     uvloop.run(_run_worker(config, bus_conn))
 
 
