@@ -4,6 +4,7 @@ crashes; SIGTERM drains every worker, SIGHUP makes each reload its policies."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -36,10 +37,27 @@ async def _run_worker(config: ProxyConfig, bus_conn: Connection | None) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     await runtime.start()
+    settle_garbage_collector()
     loop.add_signal_handler(signal.SIGHUP, runtime.request_reload)
     await stop.wait()
     log.info("draining (pid %d)", os.getpid())
     await runtime.stop(drain_timeout=DRAIN_SECONDS)
+
+
+GC_THRESHOLDS = (50_000, 20, 10)
+"""Young-generation collections after 50 000 new container objects instead of 700: far fewer
+collections, so far fewer full ones (which scan every cached object). Measured on the miss
+scenario (2 workers, every URL new): p99 61 ms with the defaults, 23-35 ms with ``gc.freeze``
+alone, 16 ms with both (and 13-15 ms with the collector off)."""
+
+
+def settle_garbage_collector() -> None:
+    """Everything that exists once the worker has started (modules, classes, the model, the
+    policies) lives as long as the process: frozen out of the collector's way, so a full
+    collection scans only what came after; and collections made rarer (``GC_THRESHOLDS``)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run_worker(config: ProxyConfig, bus_conn: Connection | None = None) -> None:
