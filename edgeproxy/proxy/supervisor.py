@@ -31,14 +31,14 @@ async def _run_worker(config: ProxyConfig, bus_conn: Connection | None) -> None:
     runtime = ProxyRuntime(config, local_bus=LocalBus(bus_conn) if bus_conn is not None else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    # Installed before starting: a SIGTERM that arrives while the worker starts is a stop as soon
-    # as it has started (then a drain of nothing), not a signal lost or handled by the
-    # supervisor's handler the fork left behind.
+    # Installed before starting, so that no signal is lost or handled by the supervisor's handler
+    # the fork left behind: a SIGTERM while the worker starts is a stop once it has started (a
+    # drain of nothing), a SIGHUP a reload of the files (the listener is up before start returns).
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, runtime.request_reload)
     await runtime.start()
     settle_garbage_collector()
-    loop.add_signal_handler(signal.SIGHUP, runtime.request_reload)
     await stop.wait()
     log.info("draining (pid %d)", os.getpid())
     await runtime.stop(drain_timeout=DRAIN_SECONDS)
