@@ -147,9 +147,7 @@ class PersonalizeStage:
                 await announce("model-rollout", models.rollout_message(command.model))
             except Exception as exc:
                 log.warning("model rollout applied here but not announced to the fleet: %s", exc)
-        live = registry.live.get(command.model)
-        if live is not None and live.current is not None:
-            self.metrics.set_model_version(command.model, f"v{live.current.meta.version}")
+        self.report_versions()
         return ModelResult(ModelOutcome.APPLIED, active_version=f"v{state.current}")
 
     async def _refusal(self, command: ModelCommand) -> ModelOutcome:
@@ -165,6 +163,10 @@ class PersonalizeStage:
 
     async def refresh(self) -> None:
         await self.personalizer.registry.refresh()
+        self.report_versions()
+
+    def report_versions(self) -> None:
+        """Export the model versions now live (``edgeproxy_model_version_info``)."""
         for name, live in self.personalizer.registry.live.items():
             if live.current is not None:
                 self.metrics.set_model_version(name, f"v{live.current.meta.version}")

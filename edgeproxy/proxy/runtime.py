@@ -251,6 +251,8 @@ class ProxyRuntime:
     async def _on_model_rollout(self, payload: dict[str, object]) -> None:
         if self.personalize is not None:
             await self.personalize.personalizer.registry.apply(payload)
+            # The metric follows what is served at once, not after the slower refresh below.
+            self.personalize.report_versions()
             await self.personalize.refresh()
 
     async def _model_command(self, command: ModelCommand) -> ModelResult:
