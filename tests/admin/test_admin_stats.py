@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edgeproxy.admin.stats import LiveStats, OriginHealth, OriginOutcome, SecondRing, SpaceSaving, percentile
 
@@ -107,3 +110,18 @@ def test_recent_purges_newest_first_and_bounded(n: int) -> None:
     purges = stats.snapshot(T0 + n)["purges"]
     assert len(purges) == min(n, 20)
     assert purges[0] == {"at": T0 + n - 1, "client": "127.0.0.1", "summary": f"hard tags={n - 1}", "outcome": "fleet"}
+
+
+@given(st.lists(st.integers(min_value=0, max_value=30), max_size=400), st.integers(min_value=1, max_value=8))
+def test_space_saving_bounds_hold_for_any_stream(stream: list[int], capacity: int) -> None:
+    tops = SpaceSaving(capacity)
+    for item in stream:
+        tops.add(f"k{item}")
+    kept = {key: (count, error) for key, count, error in tops.top(capacity)}
+    assert len(kept) == min(capacity, len(set(stream)))
+    exact = Counter(f"k{item}" for item in stream)
+    for key, (count, error) in kept.items():
+        assert count - error <= exact[key] <= count
+    for key, frequency in exact.items():
+        if frequency * capacity > len(stream):  # a heavy hitter is never lost (Metwally et al.)
+            assert key in kept
