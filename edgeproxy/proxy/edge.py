@@ -181,12 +181,13 @@ class Edge:
         entry = self.store.l1.get_nowait(rk.hash)
         if not isinstance(entry, CacheEntry) or entry.key != rk.text or self.bans.verdict(entry) is not BanVerdict.NONE:
             return None
-        if not isinstance(spec.decide_lookup(parse_cache_control(req.header("cache-control")), entry, now), spec.Fresh):
+        cache_control = req.header("cache-control")
+        if not isinstance(spec.decide_lookup(parse_cache_control(cache_control), entry, now), spec.Fresh):
             return None
         if spec.client_not_modified(req, entry) or req.header("range") is not None:
             return self._from_cache(req, entry, CachePhase.HIT, now, rk, tier=Tier.L1)
         reply = self._rendered_hit(req, entry, now, rk)
-        if req.header("cache-control") is None:
+        if cache_control is None:
             # Request directives make freshness depend on the request; without them it is the
             # object's own, and this reply holds until Age or ttl tick over or anything changes.
             age = spec.current_age(entry, now)
