@@ -186,13 +186,9 @@ class Edge:
             return None
         if spec.client_not_modified(req, entry) or req.header("range") is not None:
             return self._from_cache(req, entry, CachePhase.HIT, now, rk, tier=Tier.L1)
-        reply = self._rendered_hit(req, entry, now, rk)
-        if cache_control is None:
-            # Request directives make freshness depend on the request; without them it is the
-            # object's own, and this reply holds until Age or ttl tick over or anything changes.
-            age = spec.current_age(entry, now)
-            reply.reuse = Reuse(now + min(1.0 - age % 1.0, (entry.fresh_for - age) % 1.0), self._unchanged(entry, rk.hash))
-        return reply
+        # Request directives make freshness depend on the request; without them it is the
+        # object's own, and the reply holds until Age or ttl tick over or anything changes.
+        return self._rendered_hit(req, entry, now, rk, reusable=cache_control is None)
 
     def _unchanged(self, entry: CacheEntry, key: bytes) -> Callable[[], bool]:
         """A check that nothing a hit on ``entry`` depends on has changed since now: the policy
@@ -208,9 +204,10 @@ class Edge:
 
         return unchanged
 
-    def _rendered_hit(self, req: RequestHead, entry: CacheEntry, now: float, rk: RequestKey) -> Reply:
+    def _rendered_hit(self, req: RequestHead, entry: CacheEntry, now: float, rk: RequestKey, *, reusable: bool) -> Reply:
         """A fresh L1 hit with its header block rendered at most once per second: the block
-        changes only when the whole seconds of Age or of the Cache-Status ttl do."""
+        changes only when the whole seconds of Age or of the Cache-Status ttl do (which is also
+        how long a ``reusable`` reply may be replayed)."""
         age = spec.current_age(entry, now)
         ttl = entry.fresh_for - age
         stamp = (int(age), int(ttl))
@@ -232,6 +229,7 @@ class Edge:
             detail=Tier.L1.value,
             entry=entry,
             cache_status=rendered[3],
+            reuse=Reuse(now + min(1.0 - age % 1.0, ttl % 1.0), self._unchanged(entry, rk.hash)) if reusable else None,
             fields=rendered[2],
         )
 

@@ -679,10 +679,7 @@ class EdgeProtocol(asyncio.Protocol):
         transport = self._transport
         assert transport is not None
         duration = b"%.2f" % ((time.perf_counter() - started) * 1000)
-        if len(replay.body) < _LARGE_BODY:
-            transport.write(b"".join((replay.before, duration, replay.after, replay.body)))
-        else:
-            transport.writelines((replay.before, duration, replay.after, replay.body))
+        _write_message(transport, (replay.before, duration, replay.after), replay.body)
         if self._ctx.on_reply is not None:
             self._ctx.on_reply(Incoming(replay.head, self._client), replay.reply, time.perf_counter() - started)
         self._arm_read(Deadline.IDLE, self._limits.keepalive_timeout)
@@ -692,9 +689,7 @@ class EdgeProtocol(asyncio.Protocol):
         assert reply.reuse is not None and exchange.incoming is not None
         now = time.time()
         framing, length = _framing(exchange, reply)
-        fields = reply.headers if reply.fields is None else reply.fields
-        head = render_head(reply.status, fields, framing, length, None, self._ctx.clock.value(), hit_timing(reply.phase) + "\0")
-        before, _, after = head.partition(b"\0")
+        before, _, after = self._render(reply, framing, length, None, hit_timing(reply.phase) + "\0").partition(b"\0")
         body = reply.body if framing is Framing.LENGTH else b""
         until = min(reply.reuse.until, math.floor(now) + 1)  # and the Date second
         self._ctx.replay.put(
@@ -744,19 +739,17 @@ class EdgeProtocol(asyncio.Protocol):
         )
         connection = None if keep_alive and not exchange.http10 else ("keep-alive" if keep_alive else "close")
         exchange.started = True
-        timing = server_timing(reply, started)
-        fields = reply.headers if reply.fields is None else reply.fields
-        head = render_head(reply.status, fields, framing, length, connection, self._ctx.clock.value(), timing)
+        head = self._render(reply, framing, length, connection, server_timing(reply, started))
         return head, framing, length, keep_alive
+
+    def _render(self, reply: Reply, framing: Framing, length: int | None, connection: str | None, timing: str) -> bytes:
+        fields = reply.headers if reply.fields is None else reply.fields
+        return render_head(reply.status, fields, framing, length, connection, self._ctx.clock.value(), timing)
 
     def _send_body_reply(self, transport: asyncio.Transport, exchange: _Exchange, reply: Reply, started: float) -> bool:
         """Write a reply whose body is in memory, in one write when small; returns keep-alive."""
         head, framing, _, keep_alive = self._reply_head(exchange, reply, started)
-        payload = reply.body if framing is Framing.LENGTH else b""
-        if len(payload) < _LARGE_BODY:
-            transport.write(head + payload)
-        else:
-            transport.writelines((head, payload))  # one writev, no copy of the body
+        _write_message(transport, (head,), reply.body if framing is Framing.LENGTH else b"")
         return keep_alive
 
     async def _write_reply(self, exchange: _Exchange, reply: Reply, started: float) -> None:
@@ -822,6 +815,15 @@ class EdgeProtocol(asyncio.Protocol):
             self._transport.abort()
             return False
         return True
+
+
+def _write_message(transport: asyncio.Transport, head: tuple[bytes, ...], body: bytes) -> None:
+    """A response whose body is in memory: one write when small, else the body beside the head
+    in one writev (no copy of the body)."""
+    if len(body) < _LARGE_BODY:
+        transport.write(b"".join((*head, body)))
+    else:
+        transport.writelines((*head, body))
 
 
 def _framing(exchange: _Exchange, reply: Reply) -> tuple[Framing, int | None]:
