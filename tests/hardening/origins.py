@@ -8,9 +8,10 @@ reads the head off the socket itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+
+from tests.support.origin import serve_streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +48,8 @@ class RecordingOrigin:
     def targets(self) -> list[str]:
         return [request.target for request in self.seen]
 
-    @asynccontextmanager
-    async def serving(self) -> AsyncIterator[str]:
-        server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.close()
-            for writer in list(self._writers):
-                writer.close()
-            await server.wait_closed()
+    def serving(self) -> AbstractAsyncContextManager[str]:
+        return serve_streams(self._answer, self._writers)
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
@@ -90,17 +82,8 @@ class DesyncOrigin:
     requests: int = 0
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
-    @asynccontextmanager
-    async def serving(self) -> AsyncIterator[str]:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.close()
-            for writer in list(self._writers):
-                writer.close()
-            await server.wait_closed()
+    def serving(self) -> AbstractAsyncContextManager[str]:
+        return serve_streams(self._serve, self._writers)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)

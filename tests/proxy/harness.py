@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDictProxy
 from yarl import URL
+
+from tests.support.origin import serve_streams
 
 HeaderInput = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -157,20 +159,10 @@ class RawOrigin:
     """Seconds to keep the connection open after the response bytes (a stalled origin), unless
     the proxy hangs up first."""
     requests: int = 0
-    _server: asyncio.Server | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
-    @asynccontextmanager
-    async def serving(self) -> AsyncIterator[str]:
-        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            self._server.close()
-            for writer in self._writers:
-                writer.close()
-            await self._server.wait_closed()
+    def serving(self) -> AbstractAsyncContextManager[str]:
+        return serve_streams(self._answer, self._writers)
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -136,3 +136,20 @@ class ProgrammableOrigin:
             return web.Response(status=304, headers=headers)
         no_body = reply.status in (204, 304) or reply.status < 200
         return web.Response(status=reply.status, headers=headers, body=None if no_body else reply.body)
+
+
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def serve_streams(handle: StreamHandler, writers: set[asyncio.StreamWriter]) -> AsyncIterator[str]:
+    """A raw TCP origin on 127.0.0.1 port 0 for bytes no well-behaved server sends; yields its
+    URL and, on exit, closes the connections ``handle`` registered in ``writers``."""
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for writer in list(writers):
+            writer.close()
+        await server.wait_closed()
