@@ -18,7 +18,7 @@ import yaml
 from multidict import CIMultiDictProxy
 
 from edgeproxy.proxy.runtime import ProxyConfig
-from tests.support.origin import serve_demo_origin
+from tests.support.origin import ProgrammableOrigin, serve_app, serve_demo_origin
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_POLICIES = REPO / "policies" / "demo.yaml"
@@ -101,6 +101,18 @@ def user(uid: str) -> dict[str, str]:
 @pytest.fixture
 async def origin() -> AsyncIterator[str]:
     async with serve_demo_origin() as url:
+        yield url
+
+
+@pytest.fixture
+def list_origin() -> ProgrammableOrigin:
+    """A programmable origin for item lists shaped as a test needs (the demo origin's are fixed)."""
+    return ProgrammableOrigin()
+
+
+@pytest.fixture
+async def list_origin_url(list_origin: ProgrammableOrigin) -> AsyncIterator[str]:
+    async with serve_app(list_origin.app()) as url:
         yield url
 
 

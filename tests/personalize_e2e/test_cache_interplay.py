@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -21,7 +20,7 @@ from tests.personalize_e2e.conftest import (
     user,
     write_policies,
 )
-from tests.support.origin import ProgrammableOrigin, serve_app
+from tests.support.origin import ProgrammableOrigin
 
 LIST_HEADERS = {"Content-Type": "application/json", "Cache-Control": "public, max-age=60", "ETag": '"base"'}
 
@@ -85,17 +84,6 @@ async def test_personalized_responses_declare_what_they_vary_on(
         seen = await fetch(session, proxy.url + ITEMS, headers=user("u0001"))
     vary = {name.strip().lower() for name in seen.headers.get("Vary", "").split(",")}
     assert {"cookie", "x-user-id"} <= vary, f"Vary: {seen.headers.get('Vary')!r}"
-
-
-@pytest.fixture
-def list_origin() -> ProgrammableOrigin:
-    return ProgrammableOrigin()
-
-
-@pytest.fixture
-async def list_origin_url(list_origin: ProgrammableOrigin) -> AsyncIterator[str]:
-    async with serve_app(list_origin.app()) as url:
-        yield url
 
 
 async def test_a_pretty_printed_list_is_ranked_into_valid_compact_json(

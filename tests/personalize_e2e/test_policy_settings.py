@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from edgeproxy.proxy.runtime import running_proxy
 from tests.personalize_e2e.conftest import (
@@ -22,7 +20,7 @@ from tests.personalize_e2e.conftest import (
     user,
     write_policies,
 )
-from tests.support.origin import ProgrammableOrigin, serve_app
+from tests.support.origin import ProgrammableOrigin
 
 CATALOG_ITEMS = [
     {
@@ -39,17 +37,6 @@ CATALOG_ITEMS = [
 
 def _vary(seen: Seen) -> list[str]:
     return [name.strip().lower() for name in seen.headers.get("Vary", "").split(",") if name.strip()]
-
-
-@pytest.fixture
-def list_origin() -> ProgrammableOrigin:
-    return ProgrammableOrigin()
-
-
-@pytest.fixture
-async def list_origin_url(list_origin: ProgrammableOrigin) -> AsyncIterator[str]:
-    async with serve_app(list_origin.app()) as url:
-        yield url
 
 
 async def test_the_policy_names_the_cookie_and_header_that_carry_the_user(
