@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from edgeproxy.cache.entry import Headers
+from edgeproxy.proxy.chunks import ChunkQueue
 from edgeproxy.proxy.lazytimer import LazyTimer
 
 READ_BUFFER = 256 * 1024
@@ -167,7 +168,7 @@ class Exchange:
 
     __slots__ = (
         "conn", "head_only", "status", "headers", "length", "keep_alive", "until_eof", "head_done",
-        "complete", "interim", "head_size", "_chunks", "_buffered", "_error", "_waiter",
+        "complete", "interim", "head_size", "_queue", "_error",
     )
 
     def __init__(self, conn: OriginConnection, head_only: bool) -> None:
@@ -185,10 +186,8 @@ class Exchange:
         self.complete = False
         self.interim = False
         self.head_size = 0
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
+        self._queue = ChunkQueue()
         self._error: ExchangeError | None = None
-        self._waiter: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------ the reader's side
 
@@ -203,11 +202,10 @@ class Exchange:
         """The next body chunk; ``b""`` once the body is complete and read; None when the next
         chunk has not arrived yet (``await wait()``). Raises the error that cut the body short,
         after the chunks that did arrive."""
-        if self._chunks:
-            chunk = self._chunks.popleft()
-            self._buffered -= len(chunk)
+        chunk = self._queue.pop()
+        if chunk is not None:
             conn = self.conn
-            if conn is not None and self._buffered <= READ_BUFFER // 2:
+            if conn is not None and self._queue.buffered <= READ_BUFFER // 2:
                 conn.resume()
             return chunk
         if self._error is not None:
@@ -216,11 +214,7 @@ class Exchange:
 
     async def wait(self) -> None:
         """Until something changes: a chunk, the end, or an error."""
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+        await self._queue.wait()
 
     def abandon(self) -> None:
         """The reader gives up before the end: the connection is closed, never reused half-read."""
@@ -230,30 +224,27 @@ class Exchange:
 
     @property
     def buffered(self) -> int:
-        return self._buffered
+        return self._queue.buffered
 
     # ------------------------------------------------------------ the connection's side
 
     def feed(self, chunk: bytes) -> None:
-        self._chunks.append(chunk)
-        self._buffered += len(chunk)
-        self._wake()
+        self._queue.push(chunk)
 
     def finish(self) -> None:
         self.complete = True
         self.conn = None
-        self._wake()
+        self._queue.wake()
 
     def fail(self, error: ExchangeError) -> None:
         if not self.complete and self._error is None:
             self._error = error
             self.conn = None
-            self._wake()
+            self._queue.wake()
 
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+    def head_arrived(self) -> None:
+        """The reader waiting in ``head`` goes on."""
+        self._queue.wake()
 
 
 class OriginConnection(asyncio.Protocol):
@@ -455,7 +446,7 @@ class OriginConnection(asyncio.Protocol):
         if exchange.head_only:
             exchange.finish()
         else:
-            exchange._wake()
+            exchange.head_arrived()
 
     def on_body(self, chunk: bytes) -> None:
         exchange = self._exchange

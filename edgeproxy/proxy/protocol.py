@@ -22,6 +22,7 @@ from typing import cast
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from edgeproxy.cache.message import RequestHead
+from edgeproxy.proxy.chunks import ChunkQueue
 from edgeproxy.proxy.lazytimer import LazyTimer
 from edgeproxy.proxy.reply import Incoming, Reply
 from edgeproxy.proxy.replay import Replay
@@ -76,17 +77,15 @@ class RequestBody:
     """A request body as the handler reads it. Reading from the client pauses while more than
     the buffer limit waits here, and resumes once the handler has drained it."""
 
-    __slots__ = ("_conn", "_chunks", "_buffered", "_done", "_error", "_waiter", "received", "_expects_continue")
+    __slots__ = ("_conn", "_queue", "_done", "_error", "received", "_expects_continue")
 
     def __init__(self, conn: EdgeProtocol, *, expects_continue: bool = False) -> None:
         self._conn = conn
         self._expects_continue = expects_continue
         """RFC 9110 §10.1.1: the client holds the body until it sees 100 Continue."""
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
+        self._queue = ChunkQueue()
         self._done = False
         self._error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
         self.received = 0
 
     @property
@@ -96,26 +95,20 @@ class RequestBody:
 
     @property
     def buffered(self) -> int:
-        return self._buffered
+        return self._queue.buffered
 
     def feed(self, chunk: bytes) -> None:
-        self._chunks.append(chunk)
-        self._buffered += len(chunk)
         self.received += len(chunk)
-        self._wake()
+        self._queue.push(chunk)
 
     def finish(self) -> None:
         self._done = True
-        self._wake()
+        self._queue.wake()
 
     def fail(self, error: BaseException) -> None:
         if not self._done:
             self._error = error
-            self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+            self._queue.wake()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
@@ -127,18 +120,12 @@ class RequestBody:
             self._expects_continue = False
             if not self.received:
                 self._conn.send_continue()
-        while not self._chunks:
+        while (chunk := self._queue.pop()) is None:
             if self._error is not None:
                 raise self._error
             if self._done:
                 raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        chunk = self._chunks.popleft()
-        self._buffered -= len(chunk)
+            await self._queue.wait()
         self._conn.body_drained(self)
         return chunk
 
