@@ -117,15 +117,14 @@ def encode_request(
             declared = int(value) if value.isdigit() else None
         lines.append(f"{name}: {value}\r\n")
     chunked = False
-    if has_length:
-        pass
-    elif isinstance(body, bytes):
-        lines.append(f"Content-Length: {len(body)}\r\n")
-    elif body is not None:
-        chunked = True
-        lines.append("Transfer-Encoding: chunked\r\n")
-    elif method not in _NO_REQUEST_BODY:
-        lines.append("Content-Length: 0\r\n")
+    if not has_length:
+        if isinstance(body, bytes):
+            lines.append(f"Content-Length: {len(body)}\r\n")
+        elif body is not None:
+            chunked = True
+            lines.append("Transfer-Encoding: chunked\r\n")
+        elif method not in _NO_REQUEST_BODY:
+            lines.append("Content-Length: 0\r\n")
     text = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n{''.join(lines)}\r\n"
     # A CR or LF inside any part would start a field or a request of the caller's making
     # (request splitting); the server layer never lets one through, this makes sure.
