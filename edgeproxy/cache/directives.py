@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 
 DELTA_SECONDS_MAX = 2_147_483_648
@@ -80,6 +81,13 @@ def parse_cache_control(field_value: str | None) -> Directives:
     """Parse a (combined) Cache-Control or CDN-Cache-Control field value."""
     if not field_value:
         return EMPTY
+    return _parse_cache_control(field_value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cache_control(field_value: str) -> Directives:
+    """Memoized: a busy edge sees the same few values (``public, max-age=300``) on most requests
+    and responses, and ``Directives`` is immutable, so one parse serves them all."""
     return _collect(_parse_member(member) for member in split_list(field_value))
 
 

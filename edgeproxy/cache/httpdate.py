@@ -6,6 +6,7 @@ import calendar
 import re
 import time
 from email.utils import formatdate, parsedate_tz
+from functools import lru_cache
 
 _TIME_OF_DAY = re.compile(r"\d{1,2}[:.]\d{2}[:.]\d{2}")
 _RFC850_YEAR = re.compile(r"-\d{2}\s")
@@ -27,10 +28,9 @@ def parse_http_date(value: str | None, *, now: float | None = None) -> float | N
     """
     if not value:
         return None
-    fixdate = _IMF_FIXDATE.fullmatch(value)
+    fixdate = _parse_fixdate(value)
     if fixdate is not None:
-        day, month, year, hour, minute, second = fixdate.groups()
-        return float(calendar.timegm((int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second))))
+        return fixdate
     if len(_TIME_OF_DAY.findall(value)) > 1:
         return None
     parsed = parsedate_tz(value.strip())
@@ -46,6 +46,17 @@ def parse_http_date(value: str | None, *, now: float | None = None) -> float | N
         return float(calendar.timegm((year, *parsed[1:6], 0, 1, 0)) - (parsed[9] or 0))
     except (OverflowError, ValueError):
         return None
+
+
+@lru_cache(maxsize=1024)
+def _parse_fixdate(value: str) -> float | None:
+    """An IMF-fixdate, or None for any other form. Memoized: a second's Date, and the
+    Last-Modified and Expires values of hot objects, arrive on many responses."""
+    fixdate = _IMF_FIXDATE.fullmatch(value)
+    if fixdate is None:
+        return None
+    day, month, year, hour, minute, second = fixdate.groups()
+    return float(calendar.timegm((int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second))))
 
 
 def format_http_date(timestamp: float) -> str:

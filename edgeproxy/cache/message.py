@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edgeproxy.cache.entry import Headers
 
 
+def field_index(headers: Headers) -> dict[str, str]:
+    """Each field name's combined value: repeated field lines joined with ", " (RFC 9110 §5.3)."""
+    index: dict[str, str] = {}
+    for name, value in headers:
+        index[name] = f"{index[name]}, {value}" if name in index else value
+    return index
+
+
+class _IndexedHead:
+    """``header()`` through an index built on first use: the rules ask a head for a dozen
+    fields (Cache-Control, Date, Age, ETag, Vary, …), and one pass beats a scan per question."""
+
+    __slots__ = ()
+    headers: Headers
+    _fields: dict[str, str] | None
+
+    def header(self, name: str) -> str | None:
+        """Combined value of a field (RFC 9110 §5.3), or None when absent."""
+        fields = self._fields
+        if fields is None:
+            fields = field_index(self.headers)
+            object.__setattr__(self, "_fields", fields)
+        return fields.get(name)
+
+
 @dataclass(frozen=True, slots=True)
-class RequestHead:
+class RequestHead(_IndexedHead):
     """A client request as the cache sees it. ``target`` is the raw path + query, byte-exact."""
 
     method: str
     host: str
     target: str
     headers: Headers = ()
-
-    def header(self, name: str) -> str | None:
-        """Combined value of a request header (RFC 9110 §5.3), or None when absent."""
-        values = [v for k, v in self.headers if k == name]
-        return ", ".join(values) if values else None
+    _fields: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def path(self) -> str:
@@ -32,13 +53,9 @@ class RequestHead:
 
 
 @dataclass(frozen=True, slots=True)
-class ResponseHead:
+class ResponseHead(_IndexedHead):
     """An origin response head (body travels separately, possibly streamed)."""
 
     status: int
     headers: Headers = ()
-
-    def header(self, name: str) -> str | None:
-        """Combined value of a response header (RFC 9110 §5.3), or None when absent."""
-        values = [v for k, v in self.headers if k == name]
-        return ", ".join(values) if values else None
+    _fields: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
