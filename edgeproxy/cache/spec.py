@@ -450,9 +450,13 @@ def _storable_headers(headers: Headers, private_fields: tuple[str, ...], cc: Dir
     nominated = {
         token.strip().lower() for name, value in headers if name == "connection" for token in value.split(",")
     }
-    drop = HOP_BY_HOP | SURROGATE_HEADERS | nominated | {"age"} | set(private_fields) | set(cc.field_names("no-cache"))
+    nominated.update(private_fields, cc.field_names("no-cache"))
+    drop = _NEVER_STORED | nominated if nominated else _NEVER_STORED
     # Field names repeat across every stored object: one interned copy each, not one per object.
     return tuple((sys.intern(k), v) for k, v in headers if k not in drop)
+
+
+_NEVER_STORED = HOP_BY_HOP | SURROGATE_HEADERS | {"age"}
 
 
 def surrogate_keys(resp: ResponseHead) -> frozenset[str]:

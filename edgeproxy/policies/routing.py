@@ -64,6 +64,9 @@ class RouteCache:
         self._policies: PolicySet | None = None
         self._fields: frozenset[str] = frozenset()
         self._memo: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], Route] = {}
+        self._last: tuple[RequestHead, Route] | None = None
+        """The last request routed: a request the synchronous hit path could not answer is routed
+        again at once by the full path."""
 
     def __len__(self) -> int:
         return len(self._memo)
@@ -73,6 +76,10 @@ class RouteCache:
             self._policies = policies
             self._fields = fields_read(policies)
             self._memo.clear()
+            self._last = None
+        last = self._last
+        if last is not None and last[0] is req:
+            return last[1]
         fields = self._fields
         shape = (req.method, req.host, req.target, tuple([f for f in req.headers if f[0] in fields]))
         found = self._memo.get(shape)
@@ -80,4 +87,5 @@ class RouteCache:
             if len(self._memo) >= self.capacity:
                 self._memo.clear()
             found = self._memo[shape] = route(policies, req)
+        self._last = (req, found)
         return found

@@ -8,6 +8,7 @@ between the wire and :class:`Incoming` / :class:`Reply`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import weakref
@@ -668,14 +669,9 @@ class Edge:
 
     def _upstream_headers(self, inc: Incoming, policy: Policy, *, drop_conditionals: bool) -> Headers:
         head = inc.head
-        keyed = set(policy.key.headers)
-        drop = hdrs.HOP_BY_HOP | hdrs.connection_tokens(head.headers) | hdrs.PROXY_SET
-        drop |= hdrs.POISONING_HEADERS - keyed
-        if drop_conditionals:
-            # A cacheable miss fetches the whole representation for everyone: the client's
-            # preconditions and Range are answered from what we store (RFC 9110 §14.2 lets a
-            # cache ignore Range), so one Range request cannot make a hot key uncacheable.
-            drop |= hdrs.CONDITIONALS | {"range"}
+        drop = _not_forwarded(policy.key.headers, drop_conditionals)
+        if (connection := hdrs.connection_tokens(head.headers)):
+            drop = drop | connection
         out = [(k, v) for k, v in head.headers if k not in drop]
         forwarded_for = head.header("x-forwarded-for")
         out.append(("x-forwarded-for", f"{forwarded_for}, {inc.client}" if forwarded_for else inc.client))
@@ -701,6 +697,17 @@ class Edge:
         for task in list(self._refreshing):
             task.cancel()
         await asyncio.gather(*self._refreshing, return_exceptions=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _not_forwarded(keyed: tuple[str, ...], drop_conditionals: bool) -> frozenset[str]:
+    """Request fields never sent upstream (besides those Connection names): hop-by-hop, the ones
+    we set ourselves, and cache-poisoning ones unless the policy keys on them. A cacheable miss
+    also drops preconditions and Range: it fetches the whole representation for everyone, and
+    the client's are answered from what we store (RFC 9110 §14.2 lets a cache ignore Range), so
+    one Range request cannot make a hot key uncacheable."""
+    drop = hdrs.HOP_BY_HOP | hdrs.PROXY_SET | (hdrs.POISONING_HEADERS - set(keyed))
+    return drop | hdrs.CONDITIONALS | {"range"} if drop_conditionals else drop
 
 
 def _finish(headers: list[tuple[str, str]], status: CacheStatus) -> list[tuple[str, str]]:
