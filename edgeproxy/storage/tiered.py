@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from edgeproxy.cache.entry import CacheEntry, StoredObject
-from edgeproxy.cache.spec import stale_grace
+from edgeproxy.cache.spec import storage_ttl
 from edgeproxy.storage.base import Store
 from edgeproxy.storage.memory import MemoryStore
 
@@ -22,11 +22,11 @@ class Tier(enum.Enum):
 
 
 def remaining_ttl(obj: StoredObject, now: float) -> float:
-    """Seconds an object may still be useful: until its freshness and the longest of its stale
-    windows (``spec.stale_grace``) have run out. A VaryIndex lives as long as the longest-lived
-    variant it points at."""
+    """Seconds a promoted object stays in L1: what ``spec.storage_ttl`` gives it now, the same
+    rule that set its L2 lifetime (its age on arrival counts; an object with a validator is kept
+    for revalidation). A VaryIndex lives as long as the longest-lived variant it points at."""
     if isinstance(obj, CacheEntry):
-        return obj.response_time + obj.fresh_for + stale_grace(obj) - now
+        return storage_ttl(obj, now)
     return obj.stored_at + obj.fresh_for - now
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgeproxy.cache.entry import CacheEntry, VaryIndex
+from edgeproxy.cache.entry import CacheEntry, Headers, VaryIndex
 
 
 def make_entry(
@@ -14,16 +14,19 @@ def make_entry(
     stale_while_revalidate: float = 0.0,
     stale_if_error: float = 0.0,
     stale_if_disconnected: float = 0.0,
+    initial_age: float = 0.0,
+    headers: Headers = (("content-type", "application/json"), ("etag", '"v1"')),
 ) -> CacheEntry:
     return CacheEntry(
         key=key,
         url="example.test/items/1",
         status=200,
-        headers=(("content-type", "application/json"), ("etag", '"v1"')),
+        headers=headers,
         body=body,
         request_time=response_time - 0.01,
         response_time=response_time,
         fresh_for=fresh_for,
+        initial_age=initial_age,
         stale_while_revalidate=stale_while_revalidate,
         stale_if_error=stale_if_error,
         stale_if_disconnected=stale_if_disconnected,

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from .factories import make_entry, make_vary_index
 
+from edgeproxy.cache import spec
 from edgeproxy.cache.entry import StoredObject
 from edgeproxy.storage.memory import MemoryStore
 from edgeproxy.storage.redis import RedisStore
@@ -31,20 +32,38 @@ async def l2(redis_url: str, redis_namespace: str) -> AsyncIterator[RedisStore]:
     await store.close()
 
 
-def test_remaining_ttl_covers_freshness_and_the_longer_stale_window() -> None:
-    entry = make_entry(response_time=1000, fresh_for=60, stale_while_revalidate=30, stale_if_error=300)
+NO_VALIDATOR = (("content-type", "application/json"),)
+
+
+def test_a_promoted_object_lives_until_its_freshness_and_longest_stale_window_run_out() -> None:
+    entry = make_entry(response_time=1000, fresh_for=60, stale_while_revalidate=30, stale_if_error=300,
+                       headers=NO_VALIDATOR)
     assert remaining_ttl(entry, now=1010) == 60 + 300 - 10
     assert remaining_ttl(make_vary_index(stored_at=1000, fresh_for=60), now=1050) == 10
     # RFC 9111 §4.2.4: the disconnected window is grace too.
-    entry = make_entry(response_time=1000, fresh_for=60, stale_if_error=5, stale_if_disconnected=10)
+    entry = make_entry(response_time=1000, fresh_for=60, stale_if_error=5, stale_if_disconnected=10,
+                       headers=NO_VALIDATOR)
     assert remaining_ttl(entry, now=1010) == 60 + 10 - 10
+
+
+def test_a_promoted_object_counts_the_age_it_arrived_with() -> None:
+    # §4.2.3: 20 s old when it reached us, so its 60 s of freshness end 40 s after it arrived.
+    entry = make_entry(response_time=1000, fresh_for=60, initial_age=20, headers=NO_VALIDATOR)
+    assert remaining_ttl(entry, now=1010) == 60 - 20 - 10
+
+
+def test_a_promoted_object_with_a_validator_is_kept_to_be_revalidated() -> None:
+    # Stale, but its ETag can still earn a 304: L1 keeps it as L2 did, so revalidating it does
+    # not go to L2 on every request.
+    entry = make_entry(response_time=1000, fresh_for=60, headers=(("etag", '"v1"'),))
+    assert remaining_ttl(entry, now=1100) == spec.VALIDATOR_KEEP
 
 
 async def test_an_l2_hit_is_promoted_to_l1_for_its_remaining_lifetime(l2: RedisStore) -> None:
     clock = Clock(1010.0)
     l1 = MemoryStore(1 << 20, clock=clock)
     tiered = TieredStore(l1, l2, clock=clock)
-    entry = make_entry(response_time=1000, fresh_for=60, stale_while_revalidate=30)
+    entry = make_entry(response_time=1000, fresh_for=60, stale_while_revalidate=30, headers=NO_VALIDATOR)
     await l2.put(b"k", entry, ttl=80)
 
     assert await tiered.get_with_tier(b"k") == (entry, Tier.L2)
@@ -58,8 +77,9 @@ async def test_an_l2_hit_is_promoted_to_l1_for_its_remaining_lifetime(l2: RedisS
 async def test_an_object_already_past_its_windows_is_not_promoted(l2: RedisStore) -> None:
     clock = Clock(2000.0)
     tiered = TieredStore(MemoryStore(1 << 20, clock=clock), l2, clock=clock)
-    await l2.put(b"k", make_entry(response_time=1000, fresh_for=60), ttl=30)
-    assert await tiered.get_with_tier(b"k") == (make_entry(response_time=1000, fresh_for=60), Tier.L2)
+    entry = make_entry(response_time=1000, fresh_for=60, headers=NO_VALIDATOR)
+    await l2.put(b"k", entry, ttl=30)
+    assert await tiered.get_with_tier(b"k") == (entry, Tier.L2)
     assert tiered.l1.get_nowait(b"k") is None
 
 
