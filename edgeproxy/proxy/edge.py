@@ -37,6 +37,7 @@ from edgeproxy.proxy.server import render_fields
 from edgeproxy.proxy.upstream import Upstream, UpstreamError, UpstreamFailure, UpstreamResponse
 from edgeproxy.storage.locks import FillLock
 from edgeproxy.storage.tiered import Tier, TieredStore
+from edgeproxy.tasks import cancel_and_wait
 
 log = logging.getLogger("edgeproxy.edge")
 
@@ -60,6 +61,8 @@ NOT_MODIFIED_KEPT = frozenset(
 """What a 304 to the client carries: the RFC 9110 §15.4.5 fields, plus Age, Via, Cache-Status."""
 ORIGIN_ONLY_FIELDS = spec.SURROGATE_HEADERS | {"age"}
 """Origin fields a client never gets from us: surrogate keys/controls, and an Age we recompute."""
+REFRESH_STOP_TIMEOUT = 2.0
+"""How long ``close`` waits for cancelled background refreshes to end."""
 RENDERED_HITS = 16_384
 """Hot objects whose rendered hit header block is kept (the memo empties when full)."""
 
@@ -693,10 +696,10 @@ class Edge:
         if lead is not None:
             lead.resolve(outcome)
 
-    async def close(self) -> None:
-        for task in list(self._refreshing):
-            task.cancel()
-        await asyncio.gather(*self._refreshing, return_exceptions=True)
+    async def close(self, timeout: float = REFRESH_STOP_TIMEOUT) -> None:
+        """Stop background refreshes, within ``timeout`` even if one talking to Redis loses its
+        cancellation (``tasks.cancel_and_wait``)."""
+        await cancel_and_wait(self._refreshing, timeout, what="background refresh")
 
 
 @functools.lru_cache(maxsize=256)

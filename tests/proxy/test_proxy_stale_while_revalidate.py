@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.proxy.harness import ProxyClient, ttl_near, wait_until
+from tests.proxy.harness import ProxyClient, proxy_client, ttl_near, wait_until
+from tests.support.fixtures import StartProxy
 from tests.support.origin import ProgrammableOrigin
 
 
@@ -81,3 +82,22 @@ async def test_a_failed_background_refresh_keeps_the_stale_copy_in_service(
     for _ in range(3):
         seen = await client.get("/swr-down")
         assert seen.status == 200 and seen.body == b"v1", seen
+
+
+async def test_stopping_the_proxy_ends_a_background_refresh_still_waiting_for_the_origin(
+    start_proxy: StartProxy, origin_url: str, origin: ProgrammableOrigin
+):
+    origin.set("/swr-slow", headers={"Cache-Control": "max-age=1, stale-while-revalidate=30"}, body="v1")
+    async with start_proxy(origin_url, origin_read_timeout=60) as proxy, proxy_client(proxy.url) as client:
+        await client.get("/swr-slow")
+        origin.set("/swr-slow", headers={"Cache-Control": "max-age=60"}, body="v2", delay=30)
+        await asyncio.sleep(1.1)
+        assert (await client.get("/swr-slow")).cache_status.detail == "stale-updating"
+        await wait_until(lambda: origin.count("/swr-slow") == 2, what="the background refresh reaching the origin")
+        refreshing = set(proxy.edge._refreshing)
+        assert refreshing
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+    # Leaving the block stopped the proxy: the refresh, 30 s from an answer, was cancelled.
+    assert loop.time() - started < 5
+    assert all(task.done() for task in refreshing)
