@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from edgeproxy.cache import spec
 from edgeproxy.cache.bans import Ban, BanList, BanVerdict
 from edgeproxy.cache.directives import Directives, parse_cache_control
-from edgeproxy.cache.entry import CacheEntry, Headers, VaryIndex
+from edgeproxy.cache.entry import CacheEntry, Headers, VaryIndex, pack_fields
 from edgeproxy.cache.key import key_hash, variant_key_text
 from edgeproxy.cache.message import RequestHead, ResponseHead
 from edgeproxy.cache.phases import CachePhase, NoCacheReason
@@ -432,7 +432,7 @@ class Edge:
             req, f.req_cc, merged_head, f.policy.rules, request_time=answer.request_time, response_time=answer.response_time
         )
         if isinstance(decision, spec.NoStore):
-            entry = replace(stale, headers=tuple((k, v) for k, v in updated_headers if k != "age"), fresh_for=0.0)
+            entry = replace(stale, fields=pack_fields(tuple((k, v) for k, v in updated_headers if k != "age")), fresh_for=0.0)
             await self._forget(rk)
             self._resolve(lead, Uncacheable())
             return self._from_cache(req, entry, CachePhase.REVALIDATED, answer.response_time, rk, fwd_status=304)

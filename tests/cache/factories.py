@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from edgeproxy.cache import spec
 from edgeproxy.cache.directives import parse_cache_control
-from edgeproxy.cache.entry import CacheEntry
+from edgeproxy.cache.entry import CacheEntry, pack_fields
 from edgeproxy.cache.httpdate import format_http_date
 from edgeproxy.cache.message import RequestHead, ResponseHead
 from edgeproxy.cache.rules import CacheRules
@@ -82,7 +82,7 @@ def entry_from(decision: spec.StoreDecision, resp: ResponseHead, *, at: float = 
         key="k",
         url="example.com/r",
         status=resp.status,
-        headers=decision.headers,
+        fields=pack_fields(decision.headers),
         body=body,
         request_time=at,
         response_time=at,

@@ -19,7 +19,7 @@ def make_entry(
         key=key,
         url="example.test/items/1",
         status=200,
-        headers=(("content-type", "application/json"), ("etag", '"v1"')),
+        fields='content-type: application/json\r\netag: "v1"\r\n',
         body=body,
         request_time=response_time - 0.01,
         response_time=response_time,
