@@ -50,31 +50,21 @@ class MemoryStore:
     """Implements ``Store``; also offers synchronous ``get_nowait``/``put_nowait`` for the hit
     path, where awaiting a coroutine that never suspends is pure overhead."""
 
-    __slots__ = ("_cache", "_clock", "expired")
+    __slots__ = ("_cache", "_clock")
 
     def __init__(self, capacity_bytes: int, *, clock: Callable[[], float] = time.time) -> None:
-        self._cache: S3FIFOCache[bytes, tuple[StoredObject, float]] = S3FIFOCache(capacity_bytes)
+        self._cache: S3FIFOCache[bytes, StoredObject] = S3FIFOCache(capacity_bytes)
         self._clock = clock
-        self.expired = 0
-        """Objects found expired on lookup and dropped."""
 
     def get_nowait(self, key: bytes) -> StoredObject | None:
-        item = self._cache.get(key)
-        if item is None:
-            return None
-        obj, expires_at = item
-        if self._clock() >= expires_at:
-            self._cache.pop(key)
-            self.expired += 1
-            return None
-        return obj
+        return self._cache.get(key, self._clock())
 
     def put_nowait(self, key: bytes, obj: StoredObject, ttl: float) -> None:
         """Store ``obj`` for ``ttl`` seconds; ``ttl <= 0`` removes any older copy instead."""
         if ttl <= 0:
             self._cache.pop(key)
             return
-        self._cache.set(key, (obj, self._clock() + ttl), object_size(obj))
+        self._cache.set(key, obj, object_size(obj), self._clock() + ttl)
 
     def delete_nowait(self, key: bytes) -> None:
         self._cache.pop(key)
@@ -110,5 +100,5 @@ class MemoryStore:
             "bytes": self._cache.bytes_used,
             "capacity": self._cache.capacity,
             "evictions": self._cache.evictions,
-            "expired": self.expired,
+            "expired": self._cache.expired,
         }
