@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeproxy.cache.key import key_url
+
 Headers = tuple[tuple[str, str], ...]
 """Header fields in wire order; names lower-case, repeated names allowed."""
 
@@ -42,10 +44,9 @@ class CacheEntry:
     """
 
     key: str
-    """Full primary key text (method, normalized URL, policy key parts). Re-checked on every
-    lookup so that a hash collision can never serve the wrong object."""
-    url: str
-    """``host + path?query`` as keyed; what URL and prefix purges match against."""
+    """Full key text (method, host, normalized target, policy key parts; a Vary variant's adds the
+    selecting headers). Re-checked on every lookup so that a hash collision can never serve the
+    wrong object; ``url`` is read from it."""
     status: int
     fields: str
     """Stored response header fields as one block in wire form (``name: value\r\n`` each, in
@@ -79,6 +80,15 @@ class CacheEntry:
     """When this process or a peer stored it; purges (bans) issued later than this apply to it."""
     prepared: Any = field(default=None, compare=False, repr=False)
     """Per-process derived data (e.g. personalization item matrix). Never serialized."""
+
+    def __post_init__(self) -> None:
+        key_url(self.key)  # a key that names no URL would make every URL purge fail on this entry
+
+    @property
+    def url(self) -> str:
+        """``host + path?query`` as keyed: what URL and prefix purges match against (parsed from
+        ``key`` on each use, which purges alone need, rather than kept beside it)."""
+        return key_url(self.key)
 
     @property
     def size(self) -> int:

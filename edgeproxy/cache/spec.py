@@ -508,7 +508,6 @@ def new_entry(
     decision: Store,
     *,
     key: str,
-    url: str,
     status: int,
     body: bytes,
     vary: Headers,
@@ -517,7 +516,7 @@ def new_entry(
 ) -> CacheEntry:
     """The entry to store for a response ``decide_store`` accepted."""
     return CacheEntry(
-        key=key, url=url, status=status, fields=pack_fields(decision.headers), body=body, vary=vary, tags=decision.tags,
+        key=key, status=status, fields=pack_fields(decision.headers), body=body, vary=vary, tags=decision.tags,
         **_timing(decision, request_time, response_time),
     )
 

@@ -549,7 +549,7 @@ class Edge:
         vary_pairs = selecting_headers(names, req) if names else ()
         key_text = variant_key_text(rk.text, vary_pairs) if names else rk.text
         entry = spec.new_entry(
-            decision, key=key_text, url=rk.url, status=head.status, body=body, vary=vary_pairs,
+            decision, key=key_text, status=head.status, body=body, vary=vary_pairs,
             request_time=request_time, response_time=response_time,
         )
         if policy.personalize is not None and self.personalize is not None:

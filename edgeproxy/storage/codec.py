@@ -24,8 +24,9 @@ from edgeproxy.cache.spec import NO_TAGS
 MAGIC = b"EP"
 VERSION = 2
 """Written by this version. 2 stores an entry's header fields as their block (``"h"``: the
-``CacheEntry.fields`` string); 1 stored them as [name, value] pairs and is still read, so objects
-a previous release wrote to a shared Redis are used rather than refetched."""
+``CacheEntry.fields`` string) and no URL (the key names it); 1 stored the fields as [name, value]
+pairs and the URL as ``"u"``, and is still read (its ``"u"`` ignored), so objects a previous
+release wrote to a shared Redis are used rather than refetched."""
 _READABLE = (1, VERSION)
 _PREFIX = struct.Struct(">2sBBIQ")
 _KIND_ENTRY = ord("E")
@@ -42,7 +43,7 @@ def encode(obj: StoredObject) -> bytes:
     if isinstance(obj, CacheEntry):
         kind, body = _KIND_ENTRY, obj.body
         meta: dict[str, Any] = {
-            "k": obj.key, "u": obj.url, "s": obj.status, "h": obj.fields,
+            "k": obj.key, "s": obj.status, "h": obj.fields,
             "rq": obj.request_time, "rs": obj.response_time, "f": obj.fresh_for,
             "w": obj.stale_while_revalidate, "e": obj.stale_if_error, "d": obj.stale_if_disconnected,
             "m": obj.must_revalidate, "n": obj.no_cache, "v": obj.vary,
@@ -95,7 +96,6 @@ def decode(data: bytes) -> StoredObject:
 def _entry(meta: dict[str, Any], body: bytes, version: int) -> CacheEntry:
     return CacheEntry(
         key=_str(meta["k"]),
-        url=_str(meta["u"]),
         status=_int(meta["s"]),
         fields=check_fields(_str(meta["h"])) if version >= 2 else pack_fields(_headers(meta["h"])),
         body=body,

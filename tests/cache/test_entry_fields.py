@@ -65,3 +65,9 @@ def test_a_block_is_checked_whole() -> None:
     for bad in ("a: 1", "a: 1\r\nno separator\r\n", ": empty name\r\n", "a: 1\n"):
         with pytest.raises(ValueError, match="field block"):
             check_fields(bad)
+
+
+def test_the_url_is_read_from_the_key_and_an_entry_needs_a_key_that_names_one() -> None:
+    assert stored().url == "example.com/r"
+    with pytest.raises(ValueError, match="cache key text"):
+        replace(make_entry(max_age=60), key="GET|example.com/r")

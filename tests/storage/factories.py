@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from edgeproxy.cache.entry import CacheEntry, VaryIndex
+from tests.support.keys import key_for
 
 
 def make_entry(
     *,
-    key: str = "GET|example.test/items/1",
+    key: str = key_for("example.test/items/1"),
     body: bytes = b'{"id": 1}',
     response_time: float = 1000.0,
     fresh_for: float = 60.0,
@@ -17,7 +18,6 @@ def make_entry(
 ) -> CacheEntry:
     return CacheEntry(
         key=key,
-        url="example.test/items/1",
         status=200,
         fields='content-type: application/json\r\netag: "v1"\r\n',
         body=body,

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgeproxy.cache.entry import CacheEntry, VaryIndex, pack_fields
+from edgeproxy.cache.key import key_text, variant_key_text
 from edgeproxy.storage.codec import CodecError, decode, encode
 
 texts = st.text(max_size=40)
@@ -23,9 +24,12 @@ field_names = st.text(st.characters(blacklist_characters=":\r\n"), min_size=1, m
 field_values = st.text(st.characters(blacklist_characters="\r\n"), max_size=40)
 fields = st.lists(st.tuples(field_names, field_values), max_size=6).map(lambda pairs: pack_fields(tuple(pairs)))
 
+primary_keys = st.builds(lambda host, target: key_text(["method", "GET", "host", host, "target", target]), texts, texts)
+keys = primary_keys | st.builds(variant_key_text, primary_keys, headers)
+
 entries = st.builds(
     CacheEntry,
-    key=texts, url=texts, status=st.integers(100, 599), fields=fields,
+    key=keys, status=st.integers(100, 599), fields=fields,
     body=st.binary(max_size=2048), request_time=numbers, response_time=numbers, fresh_for=numbers,
     stale_while_revalidate=numbers, stale_if_error=numbers, stale_if_disconnected=numbers, must_revalidate=st.booleans(),
     no_cache=st.booleans(), vary=headers, tags=st.frozensets(texts, max_size=4), stored_at=numbers,
@@ -129,6 +133,11 @@ def test_a_malformed_field_block_is_refused() -> None:
     blob = blob[:2] + bytes([2]) + blob[3:]  # the same metadata claimed as version 2 (checksum excludes the prefix)
     with pytest.raises(CodecError, match="field block"):
         decode(blob)
+
+
+def test_an_entry_whose_key_names_no_url_is_refused() -> None:
+    with pytest.raises(CodecError, match="cache key text"):
+        decode(written_by_version_1(make_entry(), k="GET|example.test/items/1"))
 
 
 def test_an_entry_written_before_the_disconnected_window_decodes_without_one() -> None:

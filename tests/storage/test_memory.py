@@ -8,6 +8,7 @@ import pytest
 from .factories import make_entry, make_vary_index
 
 from edgeproxy.cache.entry import CacheEntry, pack_fields
+from tests.support.keys import key_for
 from edgeproxy.storage.memory import VARY_INDEX_SIZE, MemoryStore, object_size
 
 
@@ -51,7 +52,7 @@ def test_entries_are_charged_at_least_their_payload_and_vary_index_a_small_fixed
 def fresh_entry(i: int, body_size: int, header_count: int) -> CacheEntry:
     """Every string distinct, as for responses parsed off the wire."""
     return CacheEntry(
-        key=f"GET|example.test/items/{i}", url=f"example.test/items/{i}", status=200,
+        key=key_for(f"example.test/items/{i}"), status=200,
         fields=pack_fields(tuple((f"x-name-{j}", f"value-{i}-{j}") for j in range(header_count))),
         body=bytes(body_size), request_time=1.0 + i, response_time=2.0 + i, fresh_for=60.0 + i,
         stored_at=3.0 + i, tags=frozenset({f"item:{i}"}) if header_count else frozenset(),
