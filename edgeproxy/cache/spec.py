@@ -14,7 +14,6 @@ here reads a clock or touches a socket.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -26,7 +25,7 @@ from edgeproxy.cache.directives import (
     parse_delta_seconds,
     parse_surrogate_control,
 )
-from edgeproxy.cache.entry import CacheEntry, Headers
+from edgeproxy.cache.entry import CacheEntry, Headers, pack_fields
 from edgeproxy.cache.httpdate import format_http_date, parse_http_date
 from edgeproxy.cache.message import RequestHead, ResponseHead
 from edgeproxy.cache.phases import CachePhase, NoCacheReason
@@ -452,8 +451,7 @@ def _storable_headers(headers: Headers, private_fields: tuple[str, ...], cc: Dir
     }
     nominated.update(private_fields, cc.field_names("no-cache"))
     drop = _NEVER_STORED | nominated if nominated else _NEVER_STORED
-    # Field names repeat across every stored object: one interned copy each, not one per object.
-    return tuple((sys.intern(k), v) for k, v in headers if k not in drop)
+    return tuple((k, v) for k, v in headers if k not in drop)
 
 
 _NEVER_STORED = HOP_BY_HOP | SURROGATE_HEADERS | {"age"}
@@ -504,7 +502,7 @@ def freshened(
     and the lifetime decided for the merged response."""
     return replace(
         entry,
-        headers=decision.headers if decision.headers else headers,
+        fields=pack_fields(decision.headers if decision.headers else headers),
         tags=decision.tags or entry.tags,
         **_timing(decision, request_time, response_time),
     )
@@ -514,7 +512,6 @@ def new_entry(
     decision: Store,
     *,
     key: str,
-    url: str,
     status: int,
     body: bytes,
     vary: Headers,
@@ -523,7 +520,7 @@ def new_entry(
 ) -> CacheEntry:
     """The entry to store for a response ``decide_store`` accepted."""
     return CacheEntry(
-        key=key, url=url, status=status, headers=decision.headers, body=body, vary=vary, tags=decision.tags,
+        key=key, status=status, fields=pack_fields(decision.headers), body=body, vary=vary, tags=decision.tags,
         **_timing(decision, request_time, response_time),
     )
 

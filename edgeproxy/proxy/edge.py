@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from edgeproxy.cache import spec
 from edgeproxy.cache.bans import Ban, BanList, BanVerdict
 from edgeproxy.cache.directives import Directives, parse_cache_control
-from edgeproxy.cache.entry import CacheEntry, Headers, VaryIndex
+from edgeproxy.cache.entry import CacheEntry, Headers, VaryIndex, pack_fields
 from edgeproxy.cache.key import key_hash, variant_key_text
 from edgeproxy.cache.message import RequestHead, ResponseHead
 from edgeproxy.cache.phases import CachePhase, NoCacheReason
@@ -436,7 +436,7 @@ class Edge:
             req, f.req_cc, merged_head, f.policy.rules, request_time=answer.request_time, response_time=answer.response_time
         )
         if isinstance(decision, spec.NoStore):
-            entry = replace(stale, headers=tuple((k, v) for k, v in updated_headers if k != "age"), fresh_for=0.0)
+            entry = replace(stale, fields=pack_fields(tuple((k, v) for k, v in updated_headers if k != "age")), fresh_for=0.0)
             await self._forget(rk)
             self._resolve(lead, Uncacheable())
             return self._from_cache(req, entry, CachePhase.REVALIDATED, answer.response_time, rk, fwd_status=304)
@@ -553,7 +553,7 @@ class Edge:
         vary_pairs = selecting_headers(names, req) if names else ()
         key_text = variant_key_text(rk.text, vary_pairs) if names else rk.text
         entry = spec.new_entry(
-            decision, key=key_text, url=rk.url, status=head.status, body=body, vary=vary_pairs,
+            decision, key=key_text, status=head.status, body=body, vary=vary_pairs,
             request_time=request_time, response_time=response_time,
         )
         if policy.personalize is not None and self.personalize is not None:

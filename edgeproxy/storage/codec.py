@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
 from typing import Any
 
 import xxhash
 
-from edgeproxy.cache.entry import CacheEntry, StoredObject, VaryIndex
+from edgeproxy.cache.entry import CacheEntry, StoredObject, VaryIndex, check_fields, pack_fields
 from edgeproxy.cache.spec import NO_TAGS
 
 MAGIC = b"EP"
-VERSION = 1
+VERSION = 2
+"""Written by this version. 2 stores an entry's header fields as their block (``"h"``: the
+``CacheEntry.fields`` string) and no URL (the key names it); 1 stored the fields as [name, value]
+pairs and the URL as ``"u"``, and is still read (its ``"u"`` ignored), so objects a previous
+release wrote to a shared Redis are used rather than refetched."""
+_READABLE = (1, VERSION)
 _PREFIX = struct.Struct(">2sBBIQ")
 _KIND_ENTRY = ord("E")
 _KIND_VARY = ord("V")
@@ -39,7 +43,7 @@ def encode(obj: StoredObject) -> bytes:
     if isinstance(obj, CacheEntry):
         kind, body = _KIND_ENTRY, obj.body
         meta: dict[str, Any] = {
-            "k": obj.key, "u": obj.url, "s": obj.status, "h": obj.headers,
+            "k": obj.key, "s": obj.status, "h": obj.fields,
             "rq": obj.request_time, "rs": obj.response_time, "f": obj.fresh_for,
             "w": obj.stale_while_revalidate, "e": obj.stale_if_error, "d": obj.stale_if_disconnected,
             "m": obj.must_revalidate, "n": obj.no_cache, "v": obj.vary,
@@ -64,7 +68,7 @@ def decode(data: bytes) -> StoredObject:
     magic, version, kind, meta_len, checksum = _PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise CodecError(f"not a cache object: magic {magic!r}, expected {MAGIC!r}")
-    if version != VERSION:
+    if version not in _READABLE:
         raise CodecError(f"cache object format version {version} is not readable by version {VERSION}")
     view = memoryview(data)
     meta_end = _PREFIX.size + meta_len
@@ -75,7 +79,7 @@ def decode(data: bytes) -> StoredObject:
     try:
         meta = json.loads(view[_PREFIX.size:meta_end].tobytes().decode("utf-8", "surrogatepass"))
         if kind == _KIND_ENTRY:
-            return _entry(meta, view[meta_end:].tobytes())
+            return _entry(meta, view[meta_end:].tobytes(), version)
         if kind == _KIND_VARY:
             return VaryIndex(
                 key=_str(meta["k"]),
@@ -89,12 +93,11 @@ def decode(data: bytes) -> StoredObject:
     raise CodecError(f"unknown cache object kind {kind!r}")
 
 
-def _entry(meta: dict[str, Any], body: bytes) -> CacheEntry:
+def _entry(meta: dict[str, Any], body: bytes, version: int) -> CacheEntry:
     return CacheEntry(
         key=_str(meta["k"]),
-        url=_str(meta["u"]),
         status=_int(meta["s"]),
-        headers=_headers(meta["h"]),
+        fields=check_fields(_str(meta["h"])) if version >= 2 else pack_fields(_headers(meta["h"])),
         body=body,
         request_time=_num(meta["rq"]),
         response_time=_num(meta["rs"]),
@@ -136,5 +139,4 @@ def _bool(value: Any) -> bool:
 
 
 def _headers(value: Any) -> tuple[tuple[str, str], ...]:
-    # Field names repeat across every object an L2 read brings into L1: one interned copy each.
-    return tuple((sys.intern(_str(name)), _str(field)) for name, field in value)
+    return tuple((_str(name), _str(field)) for name, field in value)

@@ -8,6 +8,7 @@ key and FIFO pop, with no per-operation allocation on the hit path.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, Protocol, TypeVar
@@ -56,14 +57,16 @@ def _check_capacity(capacity: int) -> int:
 
 
 class _Slot(Generic[V]):
-    """One cached object: its value, declared size and S3-FIFO access frequency (0..3)."""
+    """One cached object: its value, declared size, S3-FIFO access frequency (0..3) and expiry
+    (kept here rather than beside the value in a tuple: one object less per cached object)."""
 
-    __slots__ = ("value", "size", "freq")
+    __slots__ = ("value", "size", "freq", "expires_at")
 
-    def __init__(self, value: V, size: int) -> None:
+    def __init__(self, value: V, size: int, expires_at: float) -> None:
         self.value = value
         self.size = size
         self.freq = 0
+        self.expires_at = expires_at
 
 
 _MAX_FREQ = 3
@@ -80,10 +83,13 @@ class S3FIFOCache(Generic[K, V]):
     therefore passes through the small queue without displacing the working set in main.
     Parameters follow the authors' libCacheSim: small queue 10%, move-to-main after one hit,
     ghost covering the main queue's bytes.
+
+    An object may carry an expiry; one found expired when looked up is dropped then (no timer, no
+    sweep): one never asked for again ages out through the queues like any cold object.
     """
 
     __slots__ = (
-        "capacity", "bytes_used", "evictions", "on_evict",
+        "capacity", "bytes_used", "evictions", "expired", "on_evict",
         "_small", "_main", "_ghost", "_small_bytes", "_small_target", "_ghost_bytes",
     )
 
@@ -99,6 +105,8 @@ class S3FIFOCache(Generic[K, V]):
         self.capacity = _check_capacity(capacity)
         self.bytes_used = 0
         self.evictions = 0
+        self.expired = 0
+        """Objects found expired when looked up, and dropped (not counted as evictions)."""
         self.on_evict = on_evict
         self._small: OrderedDict[K, _Slot[V]] = OrderedDict()
         self._main: OrderedDict[K, _Slot[V]] = OrderedDict()
@@ -113,17 +121,23 @@ class S3FIFOCache(Generic[K, V]):
     def __contains__(self, key: object) -> bool:
         return key in self._small or key in self._main
 
-    def get(self, key: K) -> V | None:
+    def get(self, key: K, now: float = -math.inf) -> V | None:
+        """The value under ``key``, or None if absent or expired at ``now``."""
         slot = self._small.get(key)
         if slot is None:
             slot = self._main.get(key)
             if slot is None:
                 return None
+        if now >= slot.expires_at:
+            self.pop(key)
+            self.expired += 1
+            return None
         if slot.freq < _MAX_FREQ:
             slot.freq += 1
         return slot.value
 
-    def set(self, key: K, value: V, size: int) -> None:
+    def set(self, key: K, value: V, size: int, expires_at: float = math.inf) -> None:
+        """As ``EvictingCache.set``; ``get`` treats the object as gone from ``expires_at`` on."""
         # A replaced object keeps its place in main: a revalidated hot object is still hot.
         was_main = key in self._main
         self.pop(key)
@@ -131,7 +145,7 @@ class S3FIFOCache(Generic[K, V]):
             return
         while self.bytes_used + size > self.capacity:
             self._evict()
-        slot = _Slot(value, size)
+        slot = _Slot(value, size, expires_at)
         ghost_size = self._ghost.pop(key, None)
         if ghost_size is not None:
             self._ghost_bytes -= ghost_size

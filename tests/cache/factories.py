@@ -9,10 +9,11 @@ from dataclasses import replace
 
 from edgeproxy.cache import spec
 from edgeproxy.cache.directives import parse_cache_control
-from edgeproxy.cache.entry import CacheEntry
+from edgeproxy.cache.entry import CacheEntry, pack_fields
 from edgeproxy.cache.httpdate import format_http_date
 from edgeproxy.cache.message import RequestHead, ResponseHead
 from edgeproxy.cache.rules import CacheRules
+from tests.support.keys import key_for
 
 T0 = 1_700_000_000.0
 """The instant the origin answered (Tue, 14 Nov 2023 22:13:20 GMT)."""
@@ -79,10 +80,9 @@ def entry_from(decision: spec.StoreDecision, resp: ResponseHead, *, at: float = 
     """What the shell stores for a Store decision (as ``Edge._store`` builds it)."""
     assert isinstance(decision, spec.Store), decision
     return CacheEntry(
-        key="k",
-        url="example.com/r",
+        key=key_for("example.com/r"),
         status=resp.status,
-        headers=decision.headers,
+        fields=pack_fields(decision.headers),
         body=body,
         request_time=at,
         response_time=at,

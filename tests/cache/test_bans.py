@@ -8,6 +8,7 @@ import pytest
 
 from edgeproxy.cache.bans import Ban, BanList, BanVerdict, normalize_purge_target
 from edgeproxy.cache.entry import CacheEntry
+from tests.support.keys import key_for
 
 from .factories import T0, make_entry, stored_at
 
@@ -15,7 +16,7 @@ ENTRY = stored_at(make_entry(max_age=60, surrogate_key="items items:books"), 0)
 
 
 def with_url(url: str) -> CacheEntry:
-    return replace(ENTRY, url=url)
+    return replace(ENTRY, key=key_for(url))
 
 
 @pytest.mark.parametrize(

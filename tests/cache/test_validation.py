@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from edgeproxy.cache import spec
+from edgeproxy.cache.entry import pack_fields
 from edgeproxy.cache.message import ResponseHead
 from edgeproxy.cache.rules import CacheRules
 
@@ -18,7 +19,7 @@ from .factories import T0, decide, http_date, make_entry, make_request
 def merge(stored: dict[str, str], not_modified: dict[str, str]) -> dict[str, str]:
     """Merge a 304 into a stored response holding exactly ``stored`` (beside its ETag)."""
     fields = {"etag": '"e"', **{k.replace("_", "-"): v for k, v in stored.items()}}
-    entry = replace(make_entry(max_age=2), headers=tuple(fields.items()))
+    entry = replace(make_entry(max_age=2), fields=pack_fields(tuple(fields.items())))
     return dict(spec.merged_headers(entry, ResponseHead(304, tuple(not_modified.items()))))
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from edgeproxy.cache.entry import CacheEntry, Headers, VaryIndex
+from edgeproxy.cache.entry import CacheEntry, Headers, VaryIndex, pack_fields
+from tests.support.keys import key_for
 
 
 def make_entry(
     *,
-    key: str = "GET|example.test/items/1",
+    key: str = key_for("example.test/items/1"),
     body: bytes = b'{"id": 1}',
     response_time: float = 1000.0,
     fresh_for: float = 60.0,
@@ -19,9 +20,8 @@ def make_entry(
 ) -> CacheEntry:
     return CacheEntry(
         key=key,
-        url="example.test/items/1",
         status=200,
-        headers=headers,
+        fields=pack_fields(headers),
         body=body,
         request_time=response_time - 0.01,
         response_time=response_time,

@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from .factories import make_entry, make_vary_index
+import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgeproxy.cache.entry import CacheEntry, VaryIndex
+from edgeproxy.cache.entry import CacheEntry, VaryIndex, pack_fields
+from edgeproxy.cache.key import key_text, variant_key_text
 from edgeproxy.storage.codec import CodecError, decode, encode
 
 texts = st.text(max_size=40)
 numbers = st.floats(allow_nan=False, allow_infinity=False, width=64)
 headers = st.lists(st.tuples(texts, texts), max_size=6).map(tuple)
+field_names = st.text(st.characters(blacklist_characters=":\r\n"), min_size=1, max_size=20)
+field_values = st.text(st.characters(blacklist_characters="\r\n"), max_size=40)
+fields = st.lists(st.tuples(field_names, field_values), max_size=6).map(lambda pairs: pack_fields(tuple(pairs)))
+
+primary_keys = st.builds(lambda host, target: key_text(["method", "GET", "host", host, "target", target]), texts, texts)
+keys = primary_keys | st.builds(variant_key_text, primary_keys, headers)
 
 entries = st.builds(
     CacheEntry,
-    key=texts, url=texts, status=st.integers(100, 599), headers=headers,
+    key=keys, status=st.integers(100, 599), fields=fields,
     body=st.binary(max_size=2048), request_time=numbers, response_time=numbers, fresh_for=numbers,
     stale_while_revalidate=numbers, stale_if_error=numbers, stale_if_disconnected=numbers, must_revalidate=st.booleans(),
     no_cache=st.booleans(), vary=headers, tags=st.frozensets(texts, max_size=4), stored_at=numbers,
@@ -85,32 +95,54 @@ def test_foreign_value_is_refused() -> None:
 
 
 def test_well_formed_but_wrong_metadata_is_refused() -> None:
-    import json
-
-    import xxhash
-
     meta = json.dumps({"k": 5, "hn": [], "a": 0, "f": 0}).encode()
     blob = struct.pack(">2sBBIQ", b"EP", 1, ord("V"), len(meta), xxhash.xxh3_64_intdigest(meta)) + meta
     with pytest.raises(CodecError, match="expected a string"):
         decode(blob)
 
 
-def test_an_entry_written_before_the_disconnected_window_decodes_without_one() -> None:
-    import json
-
-    import xxhash
-
-    entry = make_entry(stale_if_disconnected=10.0)
-    blob = encode(entry)
+def written_by_version_1(entry: CacheEntry, **meta_changes: Any) -> bytes:
+    """``entry`` as format version 1 wrote it (header fields as [name, value] pairs), with
+    ``meta_changes`` applied to its metadata (None removes a key)."""
     prefix = struct.Struct(">2sBBIQ")
+    blob = encode(entry)
     meta = json.loads(blob[prefix.size : prefix.size + prefix.unpack_from(blob)[3]])
-    del meta["d"]
+    meta["h"] = [list(pair) for pair in entry.headers]
+    meta.update(meta_changes)
+    meta = {k: v for k, v in meta.items() if v is not None}
     old_meta = json.dumps(meta, separators=(",", ":")).encode()
     digest = xxhash.xxh3_64()
     digest.update(old_meta)
     digest.update(entry.body)
-    old = prefix.pack(b"EP", 1, ord("E"), len(old_meta), digest.intdigest()) + old_meta + entry.body
-    assert decode(old) == replace(entry, stale_if_disconnected=0.0)
+    return prefix.pack(b"EP", 1, ord("E"), len(old_meta), digest.intdigest()) + old_meta + entry.body
+
+
+def test_an_entry_written_by_version_1_decodes_to_the_same_entry() -> None:
+    entry = replace(make_entry(), fields=pack_fields((("vary", "a"), ("etag", '"v1"'), ("vary", "b, c"))))
+    assert decode(written_by_version_1(entry)) == entry
+
+
+def test_a_version_1_entry_whose_fields_cannot_be_a_block_is_refused_not_misread() -> None:
+    for fields in ([["x-a", "1\r\nx-injected: 2"]], [["x-a: b", "c"]], [["", "c"]]):
+        with pytest.raises(CodecError, match="field block"):
+            decode(written_by_version_1(make_entry(), h=fields))
+
+
+def test_a_malformed_field_block_is_refused() -> None:
+    blob = written_by_version_1(make_entry(), h="no colon here\r\n")
+    blob = blob[:2] + bytes([2]) + blob[3:]  # the same metadata claimed as version 2 (checksum excludes the prefix)
+    with pytest.raises(CodecError, match="field block"):
+        decode(blob)
+
+
+def test_an_entry_whose_key_names_no_url_is_refused() -> None:
+    with pytest.raises(CodecError, match="cache key text"):
+        decode(written_by_version_1(make_entry(), k="GET|example.test/items/1"))
+
+
+def test_an_entry_written_before_the_disconnected_window_decodes_without_one() -> None:
+    entry = make_entry(stale_if_disconnected=10.0)
+    assert decode(written_by_version_1(entry, d=None)) == replace(entry, stale_if_disconnected=0.0)
 
 
 def test_encoding_something_else_is_a_programming_error() -> None:

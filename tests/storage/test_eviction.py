@@ -97,3 +97,13 @@ def test_s3fifo_rejects_a_nonsense_configuration() -> None:
         S3FIFOCache(0)
     with pytest.raises(ValueError, match="small_ratio"):
         S3FIFOCache(100, small_ratio=1.5)
+
+
+def test_s3fifo_drops_an_object_looked_up_at_or_after_its_expiry() -> None:
+    cache: S3FIFOCache[str, int] = S3FIFOCache(1000)
+    cache.set("k", 1, 100, expires_at=50.0)
+    cache.set("forever", 2, 100)
+    assert cache.get("k", 49.9) == 1
+    assert cache.get("k", 50.0) is None
+    assert ("k" in cache, cache.bytes_used, cache.expired, cache.evictions) == (False, 100, 1, 0)
+    assert cache.get("forever", 1e12) == 2
