@@ -294,15 +294,17 @@ class Edge:
 
     # ------------------------------------------------------------ lookup
 
-    async def _lookup(self, rk: RequestKey, req: RequestHead) -> tuple[CacheEntry | None, CachePhase, Tier]:
-        obj, tier = await self.store.get_with_tier(rk.hash)
+    async def _lookup(
+        self, rk: RequestKey, req: RequestHead, *, joined: bool = True
+    ) -> tuple[CacheEntry | None, CachePhase, Tier]:
+        obj, tier = await self.store.get_with_tier(rk.hash, joined=joined)
         if obj is None:
             return None, CachePhase.MISS, Tier.NONE
         if isinstance(obj, VaryIndex):
             if obj.key != rk.text:
                 return None, CachePhase.MISS, Tier.NONE
             variant = variant_key_text(rk.text, selecting_headers(obj.header_names, req))
-            obj, tier = await self.store.get_with_tier(key_hash(variant))
+            obj, tier = await self.store.get_with_tier(key_hash(variant), joined=joined)
             if not isinstance(obj, CacheEntry) or obj.key != variant:
                 return None, CachePhase.VARY_MISS, Tier.NONE
         elif obj.key != rk.text:
@@ -347,7 +349,8 @@ class Edge:
         ttl = (f.policy.origin or self.default_origin).read_timeout
         token = await self.fill_lock.acquire(f.rk.hash, int(min(ttl, FLEET_LOCK_MAX) * 1000))
         if token is None and await self.fill_lock.wait_released(f.rk.hash, FLEET_WAIT):
-            entry, _, tier = await self._lookup(f.rk, f.inc.head)
+            # A read of our own still in flight may predate the fill the release announces.
+            entry, _, tier = await self._lookup(f.rk, f.inc.head, joined=False)
             if entry is not None and isinstance(spec.decide_lookup(f.req_cc, entry, self.clock()), spec.Fresh):
                 lead.resolve(Filled(entry))
                 return self._from_cache(f.inc.head, entry, CachePhase.HIT, self.clock(), f.rk, tier=tier, collapsed=True)

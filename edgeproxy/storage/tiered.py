@@ -54,11 +54,14 @@ class TieredStore:
         """One L2 read per key at a time: a burst of misses for a hot key makes one Redis GET
         (and one connection), not one per request."""
 
-    async def get_with_tier(self, key: bytes) -> tuple[StoredObject | None, Tier]:
+    async def get_with_tier(self, key: bytes, *, joined: bool = True) -> tuple[StoredObject | None, Tier]:
+        """``joined=False`` asks L2 anew rather than sharing a read already in flight, which may
+        have been sent before a write the caller knows has landed (a peer's fill, announced by the
+        release of its fill lock)."""
         obj = self.l1.get_nowait(key)
         if obj is not None:
             return obj, Tier.L1
-        pending = self._inflight.get(key)
+        pending = self._inflight.get(key) if joined else None
         if pending is not None:
             obj = await asyncio.shield(pending)
             return (obj, Tier.L2) if obj is not None else (None, Tier.NONE)
@@ -68,7 +71,8 @@ class TieredStore:
             obj = await self.l2.get(key)
         finally:
             # obj is still None (the L1 miss) if the read was cancelled: waiters then miss too.
-            del self._inflight[key]
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
             future.set_result(obj)
         if obj is None:
             return None, Tier.NONE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -107,3 +108,45 @@ async def test_put_delete_and_clear_reach_both_tiers(l2: RedisStore) -> None:
     await tiered.clear()
     assert tiered.l1.get_nowait(b"b") is None and await l2.get(b"b") is None
     assert await tiered.get(b"b") is None
+
+
+class FirstReplyHeld(RedisStore):
+    """A Redis L2 whose first GET reply is held back until ``release`` is set: a read that was
+    answered before a write, and reaches its caller after it."""
+
+    def __init__(self, url: str, namespace: str) -> None:
+        super().__init__(url, namespace=namespace, timeout=0.5)
+        self.release = asyncio.Event()
+        self.answered = asyncio.Event()
+
+    async def get(self, key: bytes) -> StoredObject | None:
+        obj = await super().get(key)
+        if not self.answered.is_set():
+            self.answered.set()
+            await self.release.wait()
+        return obj
+
+
+async def test_a_read_not_joined_to_one_in_flight_sees_a_write_made_since(
+    redis_url: str, redis_namespace: str
+) -> None:
+    # A peer's fill lock released means its write landed; a read sent before that cannot show it.
+    l2 = FirstReplyHeld(redis_url, redis_namespace)
+    clock = Clock(1010.0)
+    tiered = TieredStore(MemoryStore(1 << 20, clock=clock), l2, clock=clock)
+    entry = make_entry(response_time=1000, fresh_for=60)
+    try:
+        early = asyncio.create_task(tiered.get_with_tier(b"k"))
+        await l2.answered.wait()
+        await l2.put(b"k", entry, ttl=80)
+        joined = asyncio.create_task(tiered.get_with_tier(b"k"))
+        await asyncio.sleep(0)
+
+        assert await tiered.get_with_tier(b"k", joined=False) == (entry, Tier.L2)
+        l2.release.set()
+        assert await early == (None, Tier.NONE)
+        assert await joined == (None, Tier.NONE)  # it shared the early read
+    finally:
+        l2.release.set()
+        await l2.clear()
+        await l2.close()
