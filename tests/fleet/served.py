@@ -46,6 +46,12 @@ class Served:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, timeout=5)
         return {int(pid) for pid in out.stdout.split()}
 
+    def listening(self) -> int:
+        """Workers that have bound the port: each logs it once. A worker that runs but does not
+        listen yet gets none of the connections SO_REUSEPORT spreads, and a test of two workers
+        would then test one."""
+        return self.log.read_text(errors="replace").count("edgeproxy listening on")
+
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
@@ -60,8 +66,8 @@ def _accepts(port: int) -> bool:
 
 @contextmanager
 def serve(tmp_path: Path, origin_url: str, *, workers: int, redis_url: str | None = None) -> Iterator[Served]:
-    """Start the supervisor; ready once ``workers`` children run and both ports accept (a bare TCP
-    connect, so no request is counted before the test makes its own)."""
+    """Start the supervisor; ready once ``workers`` children run, each has said it listens, and
+    both ports accept (a bare TCP connect, so no request is counted before the test makes its own)."""
     port, admin_port = free_port(), free_port()
     argv = [sys.executable, "-m", "edgeproxy.cli", "serve", "--origin", origin_url,
             "--listen", f"127.0.0.1:{port}", "--workers", str(workers),
@@ -76,7 +82,8 @@ def serve(tmp_path: Path, origin_url: str, *, workers: int, redis_url: str | Non
     served = Served(proc, port, admin_port, log)
     try:
         deadline = time.monotonic() + READY_TIMEOUT
-        while not (len(served.workers()) == workers and _accepts(port) and _accepts(admin_port)):
+        while not (len(served.workers()) == workers and served.listening() >= workers
+                   and _accepts(port) and _accepts(admin_port)):
             if proc.poll() is not None:
                 raise RuntimeError(f"edgeproxy serve exited with {proc.returncode}:\n{served.log_tail()}")
             if time.monotonic() > deadline:
