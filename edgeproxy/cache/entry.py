@@ -22,10 +22,15 @@ def pack_fields(headers: Headers) -> str:
     """The field block a ``CacheEntry`` stores for ``headers``: one string in wire form instead of a
     tuple of pairs, ~100 bytes less per field in memory. Raises ValueError for a field that
     could not be split back out exactly (an empty name, a colon in a name, CR or LF anywhere)."""
-    for name, value in headers:
-        if _NAME.fullmatch(name) is None or _VALUE.fullmatch(value) is None:
-            raise ValueError(f"header field cannot be stored in a field block: {name[:100]!r}: {value[:100]!r}")
-    return "".join([f"{name}: {value}\r\n" for name, value in headers])
+    block = "".join([f"{name}: {value}\r\n" for name, value in headers])
+    # One CR and one LF per line, and non-empty names without colons: checked on joined text,
+    # since this runs for every object stored.
+    names = [name for name, _ in headers]
+    lines = len(headers)
+    if block.count("\r") != lines or block.count("\n") != lines or ":" in "".join(names) or not all(names):
+        bad = next(f for f in headers if _NAME.fullmatch(f[0]) is None or _VALUE.fullmatch(f[1]) is None)
+        raise ValueError(f"header field cannot be stored in a field block: {bad[0][:100]!r}: {bad[1][:100]!r}")
+    return block
 
 
 def check_fields(block: str) -> str:
@@ -46,7 +51,8 @@ class CacheEntry:
     key: str
     """Full key text (method, host, normalized target, policy key parts; a Vary variant's adds the
     selecting headers). Re-checked on every lookup so that a hash collision can never serve the
-    wrong object; ``url`` is read from it."""
+    wrong object; ``url`` is read from it. Made by ``policies.keying.request_key`` (or
+    ``variant_key_text`` of one), so it names a URL; the codec checks keys read from L2."""
     status: int
     fields: str
     """Stored response header fields as one block in wire form (``name: value\r\n`` each, in
@@ -81,9 +87,6 @@ class CacheEntry:
     prepared: Any = field(default=None, compare=False, repr=False)
     """Per-process derived data (e.g. personalization item matrix). Never serialized."""
 
-    def __post_init__(self) -> None:
-        key_url(self.key)  # a key that names no URL would make every URL purge fail on this entry
-
     @property
     def url(self) -> str:
         """``host + path?query`` as keyed: what URL and prefix purges match against (parsed from
@@ -103,6 +106,8 @@ class CacheEntry:
     def header(self, name: str) -> str | None:
         """Combined value of a stored header (RFC 9110 §5.3 list join), or None."""
         prefix = f"{name}: "
+        if not self.fields.startswith(prefix) and f"\n{prefix}" not in self.fields:
+            return None  # most questions are about fields an object does not have
         values = [line[len(prefix):] for line in self.fields.split("\r\n") if line.startswith(prefix)]
         return ", ".join(values) if values else None
 

@@ -19,6 +19,7 @@ from typing import Any
 import xxhash
 
 from edgeproxy.cache.entry import CacheEntry, StoredObject, VaryIndex, check_fields, pack_fields
+from edgeproxy.cache.key import key_url
 from edgeproxy.cache.spec import NO_TAGS
 
 MAGIC = b"EP"
@@ -94,8 +95,10 @@ def decode(data: bytes) -> StoredObject:
 
 
 def _entry(meta: dict[str, Any], body: bytes, version: int) -> CacheEntry:
+    key = _str(meta["k"])
+    key_url(key)  # a key naming no URL would break every URL purge that met the object
     return CacheEntry(
-        key=_str(meta["k"]),
+        key=key,
         status=_int(meta["s"]),
         fields=check_fields(_str(meta["h"])) if version >= 2 else pack_fields(_headers(meta["h"])),
         body=body,
