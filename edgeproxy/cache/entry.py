@@ -105,11 +105,18 @@ class CacheEntry:
 
     def header(self, name: str) -> str | None:
         """Combined value of a stored header (RFC 9110 §5.3 list join), or None."""
-        prefix = f"{name}: "
-        if not self.fields.startswith(prefix) and f"\n{prefix}" not in self.fields:
-            return None  # most questions are about fields an object does not have
-        values = [line[len(prefix):] for line in self.fields.split("\r\n") if line.startswith(prefix)]
-        return ", ".join(values) if values else None
+        fields, prefix = self.fields, f"{name}: "
+        if fields.startswith(prefix):
+            start = len(prefix)
+        else:
+            start = fields.find(f"\n{prefix}")
+            if start < 0:
+                return None  # most questions are about fields an object does not have
+            start += 1 + len(prefix)
+        end = fields.find("\r\n", start)
+        if fields.find(f"\n{prefix}", end) < 0:
+            return fields[start:end]  # one line, as most fields have: no split of the block
+        return ", ".join([line[len(prefix):] for line in fields.split("\r\n") if line.startswith(prefix)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import xxhash
 
 def key_text(parts: Iterable[str]) -> str:
     """The canonical, unambiguous text of a key: each part as ``<len>:<part>``."""
-    return "".join(f"{len(p)}:{p}" for p in parts)
+    return "".join([f"{len(p)}:{p}" for p in parts])
 
 
 def key_hash(text: str) -> bytes:

@@ -9,7 +9,10 @@ from edgeproxy.cache.entry import Headers
 
 def field_index(headers: Headers) -> dict[str, str]:
     """Each field name's combined value: repeated field lines joined with ", " (RFC 9110 §5.3)."""
-    index: dict[str, str] = {}
+    index = dict(headers)
+    if len(index) == len(headers):
+        return index  # no repeated name: most heads, indexed in one C call
+    index = {}
     for name, value in headers:
         index[name] = f"{index[name]}, {value}" if name in index else value
     return index

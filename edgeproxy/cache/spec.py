@@ -292,8 +292,8 @@ def decide_store(
     if vary_names(resp.header("vary")) is None:
         return NoStore(NoCacheReason.VARY_STAR)  # §4.1: Vary: * never matches, so never store
 
-    headers = _storable_headers(resp.headers, private_fields, cc)
-    if any(name == "set-cookie" for name, _ in headers):
+    headers = _storable_headers(resp, private_fields, cc)
+    if resp.header("set-cookie") is not None and any(name == "set-cookie" for name, _ in headers):
         if rules.set_cookie != "strip":
             return NoStore(NoCacheReason.SET_COOKIE)
         headers = tuple((k, v) for k, v in headers if k != "set-cookie")
@@ -303,7 +303,7 @@ def decide_store(
         return lifetime
     fresh_for, heuristic = lifetime
     # §5.2.2.2 / §5.2.2.8 / §5.2.2.10: no stale use without validation.
-    must_revalidate = any(d in cc for d in ("must-revalidate", "proxy-revalidate", "s-maxage"))
+    must_revalidate = "must-revalidate" in cc or "proxy-revalidate" in cc or "s-maxage" in cc
     no_cache = "no-cache" in cc and not cc.field_names("no-cache") and rules.force_ttl is None
     forbids_stale = must_revalidate or no_cache  # §4.2.4: no stale response when prohibited
     return Store(
@@ -442,16 +442,15 @@ def _has_validator(resp: ResponseHead) -> bool:
     return resp.header("etag") is not None or resp.header("last-modified") is not None
 
 
-def _storable_headers(headers: Headers, private_fields: tuple[str, ...], cc: Directives) -> Headers:
+def _storable_headers(resp: ResponseHead, private_fields: tuple[str, ...], cc: Directives) -> Headers:
     """§3.1: drop hop-by-hop fields and those Connection names, surrogate fields, Age (we
     generate our own, §5.1), and the fields named by ``private="..."`` / ``no-cache="..."``
     (§5.2.2.7 / §5.2.2.4: those must not be reused without validation)."""
-    nominated = {
-        token.strip().lower() for name, value in headers if name == "connection" for token in value.split(",")
-    }
+    connection = resp.header("connection")
+    nominated = {token.strip().lower() for token in connection.split(",")} if connection is not None else set()
     nominated.update(private_fields, cc.field_names("no-cache"))
     drop = _NEVER_STORED | nominated if nominated else _NEVER_STORED
-    return tuple((k, v) for k, v in headers if k not in drop)
+    return tuple((k, v) for k, v in resp.headers if k not in drop)
 
 
 _NEVER_STORED = HOP_BY_HOP | SURROGATE_HEADERS | {"age"}

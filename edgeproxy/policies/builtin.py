@@ -94,7 +94,7 @@ REQUEST_RULES: tuple[RequestRule, ...] = (
     RequestRule(
         "req_authorization",
         "a request with Authorization may get a per-user answer (RFC 9111 §3.5)",
-        lambda policy, req: any(name == "authorization" for name, _ in req.headers),
+        lambda policy, req: req.header("authorization") is not None,
     ),
     RequestRule(
         "req_bypass_method",
@@ -105,7 +105,8 @@ REQUEST_RULES: tuple[RequestRule, ...] = (
     RequestRule(
         "req_bypass_header",
         "the request carries a header the policy passes on (bypass.headers)",
-        lambda policy, req: any(name in policy.bypass.headers for name, _ in req.headers),
+        lambda policy, req: bool(policy.bypass.headers)
+        and any(name in policy.bypass.headers for name, _ in req.headers),
     ),
     RequestRule(
         "req_bypass_cookie",

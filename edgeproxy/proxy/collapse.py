@@ -8,8 +8,6 @@ hit-for-miss objects, so an uncacheable hot URL never queues its clients one beh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from edgeproxy.cache.entry import CacheEntry
@@ -35,10 +33,28 @@ FillOutcome = Filled | Uncacheable | Failed
 
 
 class Lead:
-    """Handle of the request that fetches for everyone; resolving it wakes the waiters."""
+    """Handle of the request that fetches for everyone; resolving it wakes the waiters.
 
-    def __init__(self, future: asyncio.Future[FillOutcome]) -> None:
-        self._future = future
+    A context manager (``Collapser.lead``): leaving it unresolved (an error path) releases the
+    waiters with Uncacheable, so nobody waits forever. A class rather than a generator-based
+    context manager: every cacheable miss enters one.
+    """
+
+    __slots__ = ("_inflight", "_key", "_future")
+
+    def __init__(self, inflight: dict[bytes, asyncio.Future[FillOutcome]], key: bytes) -> None:
+        self._inflight = inflight
+        self._key = key
+        self._future: asyncio.Future[FillOutcome] = asyncio.get_running_loop().create_future()
+        inflight[key] = self._future
+
+    def __enter__(self) -> Lead:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._inflight.get(self._key) is self._future:
+            del self._inflight[self._key]
+        self.resolve(Uncacheable())
 
     def resolve(self, outcome: FillOutcome) -> None:
         if not self._future.done():
@@ -56,16 +72,6 @@ class Collapser:
         """The pending fill for ``key``, if a leader is fetching it now."""
         return self._inflight.get(key)
 
-    @contextmanager
-    def lead(self, key: bytes) -> Iterator[Lead]:
-        """Become the leader for ``key``; waiters are released with Uncacheable if the leader
-        exits without resolving (an error path), so nobody waits forever."""
-        future: asyncio.Future[FillOutcome] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            yield Lead(future)
-        finally:
-            if self._inflight.get(key) is future:
-                del self._inflight[key]
-            if not future.done():
-                future.set_result(Uncacheable())
+    def lead(self, key: bytes) -> Lead:
+        """Become the leader for ``key`` (``with collapser.lead(key) as lead``)."""
+        return Lead(self._inflight, key)

@@ -676,7 +676,7 @@ class Edge:
     def _upstream_headers(self, inc: Incoming, policy: Policy, *, drop_conditionals: bool) -> Headers:
         head = inc.head
         drop = _not_forwarded(policy.key.headers, drop_conditionals)
-        if (connection := hdrs.connection_tokens(head.headers)):
+        if head.header("connection") is not None and (connection := hdrs.connection_tokens(head.headers)):
             drop = drop | connection
         out = [(k, v) for k, v in head.headers if k not in drop]
         forwarded_for = head.header("x-forwarded-for")

@@ -40,5 +40,6 @@ def connection_tokens(headers: Headers) -> frozenset[str]:
 
 
 def strip_hop_by_hop(headers: Headers) -> Headers:
-    drop = HOP_BY_HOP | connection_tokens(headers)
+    tokens = connection_tokens(headers)
+    drop = HOP_BY_HOP | tokens if tokens else HOP_BY_HOP
     return tuple((k, v) for k, v in headers if k not in drop)

@@ -40,7 +40,6 @@ from edgeproxy.proxy.server import ConnectionSet, ServerContext, ServerLimits
 from edgeproxy.proxy.upstream import Upstream
 from edgeproxy.storage.breaker import BreakerState
 from edgeproxy.storage.memory import MemoryStore
-from edgeproxy.storage.null import NullStore
 from edgeproxy.storage.redis import CallOutcome
 from edgeproxy.storage.tiered import TieredStore
 from edgeproxy.tasks import cancel_and_wait
@@ -108,7 +107,7 @@ class ProxyRuntime:
             self.fleet.store.on_call = self._record_l2
         self.edge = Edge(
             policies=lambda: self.policies.current,
-            store=TieredStore(self.l1, self.fleet.store if self.fleet else NullStore()),
+            store=TieredStore(self.l1, self.fleet.store if self.fleet else None),
             fill_lock=self.fleet.fill_lock if self.fleet else None,
             fleet_ready=self.fleet.available if self.fleet else lambda: False,
             upstream=self.upstream,

@@ -36,12 +36,13 @@ data (which never travels through L2)."""
 
 
 class TieredStore:
-    """Implements ``Store`` over an L1 ``MemoryStore`` and any L2 ``Store``."""
+    """Implements ``Store`` over an L1 ``MemoryStore`` and any L2 ``Store``; without an L2 (one
+    proxy, no fleet) a lookup L1 cannot answer is a miss at once, with no far tier to ask."""
 
     def __init__(
         self,
         l1: MemoryStore,
-        l2: Store,
+        l2: Store | None = None,
         *,
         promote: Promote | None = None,
         clock: Callable[[], float] = time.time,
@@ -61,6 +62,8 @@ class TieredStore:
         obj = self.l1.get_nowait(key)
         if obj is not None:
             return obj, Tier.L1
+        if self.l2 is None:
+            return None, Tier.NONE
         pending = self._inflight.get(key) if joined else None
         if pending is not None:
             obj = await asyncio.shield(pending)
@@ -87,23 +90,28 @@ class TieredStore:
 
     async def put(self, key: bytes, obj: StoredObject, ttl: float) -> None:
         self.l1.put_nowait(key, obj, ttl)
-        await self.l2.put(key, obj, ttl)
+        if self.l2 is not None:
+            await self.l2.put(key, obj, ttl)
 
     async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]]) -> None:
         for key, obj, ttl in items:
             self.l1.put_nowait(key, obj, ttl)
-        await self.l2.put_many(items)
+        if self.l2 is not None:
+            await self.l2.put_many(items)
 
     async def delete(self, key: bytes) -> None:
         self.l1.delete_nowait(key)
-        await self.l2.delete(key)
+        if self.l2 is not None:
+            await self.l2.delete(key)
 
     async def clear(self) -> None:
         """Clear L1 first: even if L2 is unreachable (``StoreUnavailable``), this process stops
         serving what it held."""
         self.l1.clear_nowait()
-        await self.l2.clear()
+        if self.l2 is not None:
+            await self.l2.clear()
 
     async def close(self) -> None:
         await self.l1.close()
-        await self.l2.close()
+        if self.l2 is not None:
+            await self.l2.close()

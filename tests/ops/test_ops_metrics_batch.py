@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edgeproxy.admin.stats import LiveStats
+from edgeproxy.admin.stats import LiveStats, OriginHealth
 from edgeproxy.cache.message import RequestHead
 from edgeproxy.cache.phases import CachePhase
 from edgeproxy.metrics import LATENCY_BUCKETS, ProxyMetrics, observe_many
@@ -68,3 +68,19 @@ def test_replies_are_counted_exactly_once_flushed() -> None:
     assert snapshot["top_keys"][0]["key"] == "shop.example/a" and snapshot["top_keys"][0]["count"] == 3
     observer.flush()  # an empty batch changes nothing
     assert value(metrics, "edgeproxy_requests_total", phase="hit", status_class="2xx") == 3
+
+
+def test_origin_fetches_are_counted_in_order_once_flushed() -> None:
+    metrics, stats = ProxyMetrics(), LiveStats()
+    observer = Observer(metrics, stats, access_log=None)
+    inc = Incoming(RequestHead("GET", "shop.example", "/a"), client="127.0.0.1")
+    origin = "http://origin:8000"
+    for kind in ("timeout", "timeout", None):
+        reply = Reply(200 if kind is None else 504, [], key_hash=b"k" * 16, origin=origin)
+        reply.origin_time, reply.origin_error = (0.003, None) if kind is None else (None, kind)
+        observer(inc, reply, 0.004)
+    observer.flush()
+    assert value(metrics, "edgeproxy_origin_errors_total", origin=origin, kind="timeout") == 2
+    assert value(metrics, "edgeproxy_origin_request_duration_seconds_count", origin=origin) == 1
+    # The success came last, so the origin is degraded (recent errors), not down.
+    assert stats.origin_health(origin, time.time()) is OriginHealth.DEGRADED
