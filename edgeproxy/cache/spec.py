@@ -200,16 +200,18 @@ def remaining_ttl(entry: CacheEntry, now: float) -> float:
 
 
 def storage_ttl(entry: CacheEntry, now: float) -> float:
-    """How long a store should keep ``entry``: freshness plus the stale windows, or long enough
-    to revalidate when a validator exists (a stale object with an ETag is still worth a 304)."""
-    keep = entry.fresh_for + stale_grace(entry) - current_age(entry, now)
-    if entry.header("etag") or entry.header("last-modified"):
-        keep = max(keep, VALIDATOR_KEEP)
-    return keep
+    """How long a store should keep ``entry``: freshness plus the stale windows, and with a
+    validator at least ``VALIDATOR_KEEP`` past its freshness (a stale object with an ETag is
+    still worth a 304, however long it was fresh)."""
+    past_freshness = stale_grace(entry)
+    if entry.header("etag") is not None or entry.header("last-modified") is not None:
+        past_freshness = max(past_freshness, VALIDATOR_KEEP)
+    return entry.fresh_for + past_freshness - current_age(entry, now)
 
 
 VALIDATOR_KEEP = 300.0
-"""Keep objects with validators at least this long past expiry so revalidation can use them."""
+"""Keep objects with validators at least this long past their freshness, so that revalidation
+can use them."""
 
 
 def stale_grace(entry: CacheEntry) -> float:

@@ -169,4 +169,9 @@ def test_storage_ttl_covers_stale_windows_and_validators() -> None:
     # The policy's disconnected window (10 s by default) is grace too, unless stale is forbidden.
     assert spec.storage_ttl(make_entry(max_age=60), T0 + 10) == 60
     assert spec.storage_ttl(make_entry(cache_control="max-age=60, must-revalidate"), T0 + 10) == 50
-    assert spec.storage_ttl(make_entry(max_age=60, etag='"e"'), T0 + 10) == spec.VALIDATOR_KEEP
+    # A validator keeps the object VALIDATOR_KEEP past its freshness, however long that was.
+    assert spec.storage_ttl(make_entry(max_age=60, etag='"e"'), T0 + 10) == 60 + spec.VALIDATOR_KEEP - 10
+    assert spec.storage_ttl(make_entry(max_age=3600, etag='"e"'), T0 + 10) == 3600 + spec.VALIDATOR_KEEP - 10
+    # A longer stale window keeps it longer still.
+    swr = make_entry(cache_control="max-age=60, stale-if-error=600", etag='"e"')
+    assert spec.storage_ttl(swr, T0) == 660
