@@ -29,6 +29,7 @@ from edgeproxy.cache.entry import CacheEntry, Headers, pack_fields
 from edgeproxy.cache.httpdate import format_http_date, parse_http_date
 from edgeproxy.cache.message import RequestHead, ResponseHead
 from edgeproxy.cache.phases import CachePhase, NoCacheReason
+from edgeproxy.cache.record import record
 from edgeproxy.cache.rules import CacheRules
 from edgeproxy.cache.vary import vary_names
 
@@ -223,7 +224,7 @@ def stale_grace(entry: CacheEntry) -> float:
 # ---------------------------------------------------------------- storing responses
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Store:
     """Store the response with this lifetime; ``headers`` are what to keep (cleaned)."""
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from edgeproxy.cache.phases import CachePhase
+from edgeproxy.cache.record import record
 
 CACHE_NAME = "edgeproxy"
 
@@ -21,7 +20,7 @@ _FWD = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CacheStatus:
     phase: CachePhase
     fwd_status: int | None = None

@@ -13,7 +13,7 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from edgeproxy.cache import spec
 from edgeproxy.cache.bans import Ban, BanList, BanVerdict
@@ -22,6 +22,7 @@ from edgeproxy.cache.entry import CacheEntry, Headers, VaryIndex, pack_fields
 from edgeproxy.cache.key import key_hash, variant_key_text
 from edgeproxy.cache.message import RequestHead, ResponseHead
 from edgeproxy.cache.phases import CachePhase, NoCacheReason
+from edgeproxy.cache.record import record
 from edgeproxy.cache.status import CacheStatus
 from edgeproxy.cache.vary import selecting_headers, vary_names
 from edgeproxy.policies.keying import RequestKey, request_key
@@ -75,7 +76,7 @@ def keyed_url(policies: PolicySet, url: str) -> str:
     return request_key(policies.match(host, "GET", head.path), head).url
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Fetch:
     """One planned origin fetch: for which request, under which policy and key, what the cache
     may fall back on (a stale copy) and which validators to send."""
@@ -89,7 +90,7 @@ class Fetch:
     conditional: Headers = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Answer:
     """What the origin said to a fetch, with the §4.2.3 timing the core needs."""
 
