@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from edgeproxy.cache.entry import Headers
+from edgeproxy.cache.record import record
 
 
 def field_index(headers: Headers) -> dict[str, str]:
@@ -30,12 +31,11 @@ class _IndexedHead:
         """Combined value of a field (RFC 9110 §5.3), or None when absent."""
         fields = self._fields
         if fields is None:
-            fields = field_index(self.headers)
-            object.__setattr__(self, "_fields", fields)
+            fields = self._fields = field_index(self.headers)
         return fields.get(name)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RequestHead(_IndexedHead):
     """A client request as the cache sees it. ``target`` is the raw path + query, byte-exact."""
 
@@ -55,7 +55,7 @@ class RequestHead(_IndexedHead):
         return query
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ResponseHead(_IndexedHead):
     """An origin response head (body travels separately, possibly streamed)."""
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from edgeproxy.cache.entry import CacheEntry
 from edgeproxy.cache.message import RequestHead
 from edgeproxy.cache.phases import CachePhase
+from edgeproxy.cache.record import record
 from edgeproxy.cache.status import CacheStatus
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Incoming:
     """A parsed client request: the head the core reasons about plus what only I/O needs."""
 
@@ -21,7 +22,7 @@ class Incoming:
     body: AsyncIterator[bytes] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reuse:
     """How long the very same request gets the very same reply (byte for byte, but for its
     Server-Timing duration): until ``until`` (wall clock), and while ``current()`` holds."""
