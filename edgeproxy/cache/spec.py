@@ -70,6 +70,14 @@ SURROGATE_HEADERS = frozenset({"surrogate-key", "cache-tag", "surrogate-control"
 """Fields for this cache only: never stored, never delivered."""
 
 
+def connection_options(value: str | None) -> frozenset[str]:
+    """The field names a (combined) Connection value lists: hop-by-hop for this message too
+    (RFC 9110 §7.6.1), so neither forwarded nor stored."""
+    if not value:
+        return frozenset()
+    return frozenset(token for token in (part.strip().lower() for part in value.split(",")) if token)
+
+
 # ---------------------------------------------------------------- lookup decisions
 
 
@@ -449,9 +457,7 @@ def _storable_headers(resp: ResponseHead, private_fields: tuple[str, ...], cc: D
     """§3.1: drop hop-by-hop fields and those Connection names, surrogate fields, Age (we
     generate our own, §5.1), and the fields named by ``private="..."`` / ``no-cache="..."``
     (§5.2.2.7 / §5.2.2.4: those must not be reused without validation)."""
-    connection = resp.header("connection")
-    nominated = {token.strip().lower() for token in connection.split(",")} if connection is not None else set()
-    nominated.update(private_fields, cc.field_names("no-cache"))
+    nominated = {*connection_options(resp.header("connection")), *private_fields, *cc.field_names("no-cache")}
     drop = _NEVER_STORED | nominated if nominated else _NEVER_STORED
     return tuple((k, v) for k, v in resp.headers if k not in drop)
 

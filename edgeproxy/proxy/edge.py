@@ -677,7 +677,7 @@ class Edge:
     def _upstream_headers(self, inc: Incoming, policy: Policy, *, drop_conditionals: bool) -> Headers:
         head = inc.head
         drop = _not_forwarded(policy.key.headers, drop_conditionals)
-        if head.header("connection") is not None and (connection := hdrs.connection_tokens(head.headers)):
+        if connection := spec.connection_options(head.header("connection")):
             drop = drop | connection
         out = [(k, v) for k, v in head.headers if k not in drop]
         forwarded_for = head.header("x-forwarded-for")

@@ -30,16 +30,7 @@ CONDITIONALS = frozenset({"if-none-match", "if-modified-since", "if-match", "if-
 VIA_VALUE = "1.1 edgeproxy"
 
 
-def connection_tokens(headers: Headers) -> frozenset[str]:
-    """Field names listed in Connection (RFC 9110 §7.6.1), which are hop-by-hop too."""
-    tokens: set[str] = set()
-    for name, value in headers:
-        if name == "connection":
-            tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
-    return frozenset(tokens)
-
-
 def strip_hop_by_hop(headers: Headers) -> Headers:
-    tokens = connection_tokens(headers)
+    tokens = spec.connection_options(", ".join([v for k, v in headers if k == "connection"]))
     drop = HOP_BY_HOP | tokens if tokens else HOP_BY_HOP
     return tuple((k, v) for k, v in headers if k not in drop)
