@@ -40,8 +40,9 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,38 @@ async def _warm_up(runtime: ProxyRuntime, opts: Options, size: int) -> int:
 
 # ---------------------------------------------------------------- the legs
 
+
+@dataclass(slots=True)
+class Trace:
+    """What a traced proxy retained: ``baseline`` after the warm-up; on leaving the block, what
+    emptying each holder freed (``freed``), the entries each held (``held``), and what was still
+    retained after that (``residual``), all relative to the baseline where they are totals."""
+
+    runtime: ProxyRuntime
+    baseline: int
+    freed: dict[str, int] = field(default_factory=dict)
+    held: dict[str, int] = field(default_factory=dict)
+    residual: int = 0
+
+    def retained(self) -> int:
+        """Bytes retained now beyond the baseline."""
+        return retained() - self.baseline
+
+
+@asynccontextmanager
+async def traced_proxy(origin: str, opts: Options, cache_size: int, warm_size: int) -> AsyncIterator[Trace]:
+    """A proxy in this process with tracemalloc on, warmed up (``_warm_up``); its holders are
+    emptied one at a time when the block ends, before tracing stops."""
+    async with running_proxy(ProxyConfig(origin=origin, port=0, cache_size=cache_size)) as runtime:
+        tracemalloc.start()
+        try:
+            trace = Trace(runtime, await _warm_up(runtime, opts, warm_size))
+            yield trace
+            trace.freed, trace.held = release(runtime)
+            trace.residual = trace.retained()
+        finally:
+            tracemalloc.stop()
+
 async def control_leg(origin: str, opts: Options) -> dict[str, Any]:
     """What the client alone leaves behind: the same fetches, straight from the origin."""
     size = 2048
@@ -226,22 +259,17 @@ async def overhead_leg(origin: str, opts: Options, size: int) -> dict[str, Any]:
     n = opts.objects
     cache_size = max(256 * 1024 * 1024, 4 * n * (size + 4096))
     paths = _blobs([size] * n, 0)  # before tracing: the client's list is not the proxy's cost
-    async with running_proxy(ProxyConfig(origin=origin, port=0, cache_size=cache_size)) as runtime:
-        tracemalloc.start()
-        try:
-            baseline = await _warm_up(runtime, opts, size)
-            fill = await fetch_all(runtime.url, paths, opts.concurrency)
-            after_fill = retained() - baseline
-            hits = await fetch_all(runtime.url, paths, opts.concurrency)
-            # The replay memo remembers a hit only for request bytes hit before: a third pass
-            # gives it what hot objects give it.
-            again = await fetch_all(runtime.url, paths, opts.concurrency)
-            after_hits = retained() - baseline
-            l1 = runtime.l1.stats()
-            freed, held = release(runtime)
-            residual = retained() - baseline
-        finally:
-            tracemalloc.stop()
+    async with traced_proxy(origin, opts, cache_size, size) as trace:
+        url = trace.runtime.url
+        fill = await fetch_all(url, paths, opts.concurrency)
+        after_fill = trace.retained()
+        hits = await fetch_all(url, paths, opts.concurrency)
+        # The replay memo remembers a hit only for request bytes hit before: a third pass
+        # gives it what hot objects give it.
+        again = await fetch_all(url, paths, opts.concurrency)
+        after_hits = trace.retained()
+        l1 = trace.runtime.l1.stats()
+    freed, held, residual = trace.freed, trace.held, trace.residual
     body = n * size
     per_object = {
         "total": (after_hits - body) / n,
@@ -293,18 +321,12 @@ async def bound_leg(origin: str, opts: Options, name: str, sizes: list[int]) -> 
     """Retained L1 bytes vs the budget after fetching several budgets' worth of distinct objects."""
     budget = opts.cache_size
     paths = _blobs(sizes, 0)
-    async with running_proxy(ProxyConfig(origin=origin, port=0, cache_size=budget)) as runtime:
-        tracemalloc.start()
-        try:
-            baseline = await _warm_up(runtime, opts, 2048)
-            evicted_before = runtime.l1.stats()["evictions"]
-            got = await fetch_all(runtime.url, paths, opts.concurrency)
-            total = retained() - baseline
-            l1 = runtime.l1.stats()
-            freed, held = release(runtime)
-            residual = retained() - baseline
-        finally:
-            tracemalloc.stop()
+    async with traced_proxy(origin, opts, budget, 2048) as trace:
+        evicted_before = trace.runtime.l1.stats()["evictions"]
+        got = await fetch_all(trace.runtime.url, paths, opts.concurrency)
+        total = trace.retained()
+        l1 = trace.runtime.l1.stats()
+    freed, held, residual = trace.freed, trace.held, trace.residual
     return {
         "mix": name,
         "budget": budget,
