@@ -213,7 +213,7 @@ def storage_ttl(entry: CacheEntry, now: float) -> float:
     validator at least ``VALIDATOR_KEEP`` past its freshness (a stale object with an ETag is
     still worth a 304, however long it was fresh)."""
     past_freshness = stale_grace(entry)
-    if entry.header("etag") is not None or entry.header("last-modified") is not None:
+    if _has_validator(entry):
         past_freshness = max(past_freshness, VALIDATOR_KEEP)
     return entry.fresh_for + past_freshness - current_age(entry, now)
 
@@ -449,8 +449,8 @@ def _window(cc: Directives, name: str, default: float | None) -> float:
     return float(value) if value is not None else float(default or 0.0)
 
 
-def _has_validator(resp: ResponseHead) -> bool:
-    return resp.header("etag") is not None or resp.header("last-modified") is not None
+def _has_validator(message: ResponseHead | CacheEntry) -> bool:
+    return message.header("etag") is not None or message.header("last-modified") is not None
 
 
 def _storable_headers(resp: ResponseHead, private_fields: tuple[str, ...], cc: Directives) -> Headers:
