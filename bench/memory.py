@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import gc
-import json
 import sys
 import tempfile
 import time
@@ -51,7 +50,7 @@ import aiohttp
 from bench import procs
 from bench.cachesim import parse_size
 from bench.measure import CacheOutcome, classify_cache_status
-from bench.results import RESULTS_DIR, git_commit, machine_info, versions
+from bench.results import git_commit, machine_info, versions, write_json
 from bench.workload import blob_path, object_sizes
 from edgeproxy.policies.routing import RouteCache
 from edgeproxy.proxy.edge import RENDERED_HITS
@@ -450,9 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {"overhead_bytes": OVERHEAD_TARGET, "bound_ratio": BOUND_TARGET},
         **results,
     }
-    out = args.out or RESULTS_DIR / f"memory-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(document, indent=1))
+    out = write_json(document, "memory", out=args.out)
     print(f"wrote {out}")
     return 0
 

@@ -26,7 +26,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from bench.results import RESULTS_DIR, git_commit, machine_info
+from bench.results import git_commit, machine_info, write_json
 from edgeproxy.demo.catalog import items_in
 from edgeproxy.demo.world import START, World
 from edgeproxy.personalize.features import feature_matrix
@@ -122,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": "demo-ranker (bundled), 100 trees x 31 leaves",
         "results": results,
     }
-    out = args.out or RESULTS_DIR / f"rank-cost-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(document, indent=2))
+    out = write_json(document, "rank-cost", out=args.out)
     print(f"wrote {out}")
     return 0
 

@@ -121,9 +121,13 @@ def document(config: RunConfig, legs: list[Leg], command: str) -> dict[str, Any]
 
 
 def write(doc: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    path = directory / f"{doc['command']}-{doc['config']['scenario']}-{stamp}.json"
+    return write_json(doc, f"{doc['command']}-{doc['config']['scenario']}", directory)
+
+
+def write_json(doc: dict[str, Any], name: str, directory: Path = RESULTS_DIR, out: Path | None = None) -> Path:
+    """Write a results document to ``out``, or to ``directory/<name>-<UTC time>.json``."""
+    path = out or directory / f"{name}-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_finite(doc), indent=1, allow_nan=False))
     return path
 
