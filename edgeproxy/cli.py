@@ -19,7 +19,7 @@ import yaml
 from edgeproxy.logs import configure as configure_logging
 from edgeproxy.policies.loader import load_directory
 from edgeproxy.policies.problems import PolicyError
-from edgeproxy.policies.schema import parse_size
+from edgeproxy.policies.schema import parse_positive_duration, parse_size
 
 # Feature modules that contribute subcommands through ``register(sub)``.
 SUBCOMMAND_MODULES = (
@@ -30,7 +30,7 @@ SUBCOMMAND_MODULES = (
 
 
 SERVE_SETTINGS = (
-    "origin", "listen", "hosts", "policies", "cache-size", "redis", "workers", "admin", "admin-token", "models",
+    "origin", "listen", "hosts", "policies", "cache-size", "redis", "redis-timeout", "workers", "admin", "admin-token", "models",
     "events", "access-log", "access-log-sample", "log-level",
 )
 
@@ -78,6 +78,13 @@ def _size(value: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _duration(value: str) -> float:
+    try:
+        return parse_positive_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_serve(sub: argparse._SubParsersAction, config: dict[str, str]) -> None:
     def setting(flag: str, default: str | None = None) -> str | None:
         """The environment's value, else the config file's, else the default."""
@@ -97,6 +104,9 @@ def _add_serve(sub: argparse._SubParsersAction, config: dict[str, str]) -> None:
                    help="in-process (L1) cache bound in bytes, e.g. 256MB (default 256MB)")
     p.add_argument("--redis", default=setting("redis"),
                    help="shared L2 cache and fleet bus, e.g. redis://127.0.0.1:6379/0 (default: none)")
+    p.add_argument("--redis-timeout", type=_duration, default=setting("redis_timeout", "25ms"),
+                   help="bound on each L2 read or write, past which it is a miss; raise it for a remote "
+                        "or TLS Redis (default 25ms)")
     p.add_argument("--workers", type=int, default=setting("workers", "1"),
                    help="worker processes sharing the port with SO_REUSEPORT (default 1)")
     p.add_argument("--admin", type=split_listen, default=setting("admin"),
@@ -130,7 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
     # argparse applies each flag's type to string defaults (environment, config file) too.
     host, port = args.listen
     config = ProxyConfig(origin=args.origin, host=host, port=port, cache_size=args.cache_size,
-                         policies=args.policies, redis=args.redis, admin=args.admin, admin_token=args.admin_token,
+                         policies=args.policies, redis=args.redis, redis_timeout=args.redis_timeout, admin=args.admin, admin_token=args.admin_token,
                          access_log=args.access_log, access_log_sample=args.access_log_sample,
                          models=args.models, hosts=tuple(h.strip() for h in (args.hosts or "").split(",") if h.strip()),
                          **({"events_path": args.events} if args.events else {}))

@@ -39,3 +39,15 @@ def test_an_unknown_setting_is_refused_with_the_file_and_the_known_names(tmp_pat
 def test_a_file_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="expected a mapping"):
         load_config(write(tmp_path, "- origin\n"))
+
+
+def test_the_l2_bound_is_a_duration_defaulting_to_the_shipped_25ms(tmp_path: Path) -> None:
+    assert build_parser({}).parse_args(["serve", "--origin", "http://o.example"]).redis_timeout == 0.025
+    config = load_config(write(tmp_path, "origin: http://o.example\nredis_timeout: 250ms\n"))
+    assert build_parser(config).parse_args(["serve"]).redis_timeout == 0.25
+
+
+def test_a_zero_l2_bound_is_refused_with_what_a_bound_must_be(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser({}).parse_args(["serve", "--origin", "http://o.example", "--redis-timeout", "0"])
+    assert "--redis-timeout: must be longer than 0s" in capsys.readouterr().err

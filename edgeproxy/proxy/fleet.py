@@ -15,7 +15,7 @@ from edgeproxy.storage.breaker import BreakerState
 from edgeproxy.storage.bus import FleetBus, Message, OwnMessages
 from edgeproxy.storage.locks import FillLock
 from edgeproxy.storage.redis import RedisStore
-from edgeproxy.storage.redisconn import connect, connect_subscriber
+from edgeproxy.storage.redisconn import DEFAULT_TIMEOUT, connect, connect_subscriber
 
 log = logging.getLogger("edgeproxy.fleet")
 
@@ -26,8 +26,12 @@ BUS_LOG_SIZE = 10_000
 
 
 class FleetLink:
-    def __init__(self, url: str, *, namespace: str = "ep", max_object_lifetime: float = 86_400.0) -> None:
-        self.store = RedisStore(url, namespace=namespace)
+    def __init__(
+        self, url: str, *, namespace: str = "ep", max_object_lifetime: float = 86_400.0, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        """``timeout`` bounds each data-path call (L2 reads and writes); the bus and the fill
+        lock keep their own, longer bounds."""
+        self.store = RedisStore(url, namespace=namespace, timeout=timeout)
         # Bans must outlive every object they may apply to, or a process starting later could
         # serve a purged object from L2: the bus log lives as long as objects may.
         # The bus (admin path: publish, log replay) gets its own client with a bus-sized timeout;

@@ -41,6 +41,7 @@ from edgeproxy.proxy.upstream import Upstream
 from edgeproxy.storage.breaker import BreakerState
 from edgeproxy.storage.memory import MemoryStore
 from edgeproxy.storage.redis import CallOutcome
+from edgeproxy.storage.redisconn import DEFAULT_TIMEOUT
 from edgeproxy.storage.tiered import TieredStore
 from edgeproxy.tasks import cancel_and_wait
 
@@ -67,6 +68,8 @@ class ProxyConfig:
     cache_size: int = 256 * 1024 * 1024
     policies: Path | None = None
     redis: str | None = None
+    redis_timeout: float = DEFAULT_TIMEOUT
+    """Bound on each L2 read or write, in seconds; past it the call is a miss or a dropped write."""
     origin_connect_timeout: float = 2.0
     origin_read_timeout: float = 15.0
     max_object_lifetime: float = 86_400.0
@@ -101,7 +104,10 @@ class ProxyRuntime:
         self.l1 = MemoryStore(config.cache_size)
         self.upstream = Upstream()
         self.bans = BanList(config.max_object_lifetime)
-        self.fleet = FleetLink(config.redis, max_object_lifetime=config.max_object_lifetime) if config.redis else None
+        self.fleet = (
+            FleetLink(config.redis, max_object_lifetime=config.max_object_lifetime, timeout=config.redis_timeout)
+            if config.redis else None
+        )
         self.bus: FleetLink | LocalBus | None = self.fleet or local_bus
         if self.fleet is not None:
             self.fleet.store.on_call = self._record_l2

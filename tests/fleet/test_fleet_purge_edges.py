@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 
+from edgeproxy.storage.redisconn import DEFAULT_TIMEOUT
 from tests.conftest import RedisServer
 from tests.fleet.harness import Node, fleet_node, url
 from tests.proxy.harness import wait_until
@@ -133,6 +134,10 @@ async def test_purges_published_after_a_redis_restart_reach_a_proxy_that_was_cut
                     f"B served from L2 an object purged while it was away (B holds {b.bans} bans of 7): {seen}")
 
 
+def l2_stats(*nodes: Node) -> str:
+    return "; ".join(f"{node.name} L2 {node.runtime.fleet.store.stats()}" for node in nodes if node.runtime.fleet)
+
+
 async def test_a_url_purge_removes_every_vary_variant_on_every_proxy(
     origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
 ) -> None:
@@ -145,7 +150,8 @@ async def test_a_url_purge_removes_every_vary_variant_on_every_proxy(
     async with fleet_node("A", origin_url, own_redis.url) as a, fleet_node("B", origin_url, own_redis.url) as b:
         for language in languages:
             assert (await a.get("/greeting", {"Accept-Language": language})).cache_status.stored
-            assert (await b.get("/greeting", {"Accept-Language": language})).cache_status.detail == "l2"
+            seen = await b.get("/greeting", {"Accept-Language": language})
+            assert seen.cache_status.detail == "l2", f"B did not read A's {language} variant: {seen}; {l2_stats(a, b)}"
         await a.admin.purge(urls=[url("/greeting")])
         await wait_until(lambda: b.bans == 1, what="B receiving the purge")
         greet("v2")
@@ -162,7 +168,7 @@ async def test_a_purge_reaches_the_fleet_when_redis_is_slow_but_up(
     L1 + origin, but a purge is a rare admin call that the bus gives 0.5 s: it must get through."""
     program(origin, "v1")
     async with FaultProxy("127.0.0.1", own_redis.port) as slow:
-        async with fleet_node("A", origin_url, f"redis://127.0.0.1:{slow.port}/0") as a, \
+        async with fleet_node("A", origin_url, f"redis://127.0.0.1:{slow.port}/0", redis_timeout=DEFAULT_TIMEOUT) as a, \
                 fleet_node("B", origin_url, own_redis.url) as b:
             await fill_both(a, b)
             await slow.set(Fault.DELAY, delay=0.05)

@@ -17,6 +17,7 @@ from functools import partial
 import pytest
 from redis.asyncio import Redis
 
+from edgeproxy.storage.redisconn import DEFAULT_TIMEOUT
 from tests.conftest import RedisServer
 from tests.fleet.harness import Node, Timed, fleet_node, redis_counts, timed_get
 from tests.support.faultproxy import Fault, FaultProxy
@@ -134,7 +135,7 @@ async def test_redis_killed_mid_run(origin_url: str, own_redis: RedisServer) -> 
     async def restart() -> None:
         await asyncio.to_thread(own_redis.start)
 
-    async with fleet_node("A", origin_url, own_redis.url) as a:
+    async with fleet_node("A", origin_url, own_redis.url, redis_timeout=DEFAULT_TIMEOUT) as a:
         run = await drive(a, {0: partial(meter.mark, "start"), BREAK_AT: kill, REPAIR_AT: restart})
         await meter.mark("end")
         assert_served_throughout(run, "killed")
@@ -153,7 +154,7 @@ async def test_redis_paused(origin_url: str, own_redis: RedisServer) -> None:
         await control.execute_command("CLIENT", "PAUSE", 2000)  # type: ignore[no-untyped-call]  # redis-py stubs
 
     try:
-        async with fleet_node("A", origin_url, own_redis.url) as a:
+        async with fleet_node("A", origin_url, own_redis.url, redis_timeout=DEFAULT_TIMEOUT) as a:
             run = await drive(a, {0: partial(meter.mark, "start"), BREAK_AT: pause})
             await meter.mark("end")
             assert_served_throughout(run, "paused")
@@ -177,7 +178,7 @@ async def test_redis_blackholed(origin_url: str, own_redis: RedisServer) -> None
         async def release() -> None:
             await hole.set(Fault.PASS)
 
-        async with fleet_node("A", origin_url, redis_url) as a:
+        async with fleet_node("A", origin_url, redis_url, redis_timeout=DEFAULT_TIMEOUT) as a:
             run = await drive(a, {0: partial(meter.mark, "start"), BREAK_AT: swallow, REPAIR_AT: release})
             await meter.mark("end")
             assert_served_throughout(run, "blackholed")

@@ -1,10 +1,13 @@
 """Two proxies sharing one Redis: what one fetched, the other serves from L2, then from its L1;
-and a proxy started after a purge never serves the purged object from L2."""
+a proxy started after a purge never serves the purged object from L2; and the L2 bound decides
+whether a far Redis is read or skipped."""
 
 from __future__ import annotations
 
+from edgeproxy.storage.redisconn import DEFAULT_TIMEOUT
 from tests.conftest import RedisServer
 from tests.fleet.harness import fleet_node, url
+from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.origin import ProgrammableOrigin
 
 CACHEABLE = {"Cache-Control": "public, max-age=60", "ETag": '"v1"'}
@@ -40,4 +43,24 @@ async def test_a_proxy_started_after_a_purge_does_not_serve_the_purged_object_fr
             seen = await c.get("/page")
             assert not seen.cache_status.hit and seen.cache_status.fwd == "uri-miss", str(seen)
             assert seen.body == b"page v2"
+    assert origin.count("/page") == 2
+
+
+async def test_the_l2_bound_decides_whether_a_far_redis_is_read_or_skipped(
+    origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
+) -> None:
+    """Redis 80 ms away (each way): the shipped 25 ms bound gives up on it and fetches from the
+    origin; an operator who raised ``redis_timeout`` for a remote Redis reads it."""
+    origin.set("/page", headers=CACHEABLE, body="page v1")
+    async with FaultProxy("127.0.0.1", own_redis.port) as far:
+        far_url = f"redis://127.0.0.1:{far.port}/0"
+        async with fleet_node("A", origin_url, own_redis.url) as a, \
+                fleet_node("near-bound", origin_url, far_url, redis_timeout=DEFAULT_TIMEOUT) as near_bound, \
+                fleet_node("far-bound", origin_url, far_url, redis_timeout=1.0) as far_bound:
+            assert (await a.get("/page")).cache_status.stored
+            await far.set(Fault.DELAY, delay=0.08)
+            skipped = await near_bound.get("/page")
+            assert skipped.cache_status.fwd == "uri-miss" and skipped.body == b"page v1", str(skipped)
+            read = await far_bound.get("/page")
+            assert read.cache_status.hit and read.cache_status.detail == "l2", str(read)
     assert origin.count("/page") == 2

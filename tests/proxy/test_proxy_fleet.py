@@ -13,6 +13,7 @@ import pytest
 
 from edgeproxy.proxy.runtime import ProxyRuntime
 from tests.conftest import RedisServer
+from tests.fleet.harness import L2_TIMEOUT
 from tests.proxy.conftest import StartProxy
 from tests.proxy.harness import ProxyClient, proxy_client
 from tests.support.origin import ProgrammableOrigin
@@ -40,7 +41,7 @@ async def fleet(start_proxy: StartProxy, origin_url: str, redis_url: str, size: 
     async with AsyncExitStack() as stack:
         members = []
         for _ in range(size):
-            proxy = await stack.enter_async_context(start_proxy(origin_url, redis=redis_url))
+            proxy = await stack.enter_async_context(start_proxy(origin_url, redis=redis_url, redis_timeout=L2_TIMEOUT))
             members.append(Member(proxy, await stack.enter_async_context(proxy_client(proxy.url))))
         yield members
 
