@@ -18,7 +18,7 @@ from dataclasses import replace
 from edgeproxy.cache import spec
 from edgeproxy.cache.bans import Ban, BanList, BanVerdict
 from edgeproxy.cache.directives import Directives, parse_cache_control
-from edgeproxy.cache.entry import CacheEntry, Headers, VaryIndex, pack_fields
+from edgeproxy.cache.entry import CacheEntry, Headers, StoredObject, VaryIndex, pack_fields
 from edgeproxy.cache.key import key_hash, variant_key_text
 from edgeproxy.cache.message import RequestHead, ResponseHead
 from edgeproxy.cache.phases import CachePhase, NoCacheReason
@@ -562,28 +562,34 @@ class Edge:
         )
         if policy.personalize is not None and self.personalize is not None:
             entry = self.personalize.prepare_entry(entry, policy.personalize)
-        if names:
-            variant = key_hash(key_text).hex()
-            known = await self.store.get(rk.hash)
-            variants = known.variants if isinstance(known, VaryIndex) and known.header_names == names else ()
-            if variant not in variants:
-                if len(variants) >= MAX_VARIANTS:
-                    # Serve it, but do not let one URL's Vary'd header fill the cache.
-                    return entry, False
-                variants = (*variants, variant)
-            index = VaryIndex(
-                key=rk.text, header_names=names, stored_at=response_time,
-                fresh_for=self.max_object_lifetime, variants=variants,
-            )
-            await self.store.put(rk.hash, index, self.max_object_lifetime)
-        await self._put(rk, entry, response_time)
+        if not names:
+            await self._put(rk, entry, response_time)
+            return entry, True
+        variant = key_hash(key_text).hex()
+        known = await self.store.get(rk.hash)
+        variants = known.variants if isinstance(known, VaryIndex) and known.header_names == names else ()
+        if variant not in variants:
+            if len(variants) >= MAX_VARIANTS:
+                # Serve it, but do not let one URL's Vary'd header fill the cache.
+                return entry, False
+            variants = (*variants, variant)
+        index = VaryIndex(
+            key=rk.text, header_names=names, stored_at=response_time,
+            fresh_for=self.max_object_lifetime, variants=variants,
+        )
+        # Index and variant in one L2 round trip, so a peer rarely finds one without the other.
+        await self.store.put_many([(rk.hash, index, self.max_object_lifetime), *self._placement(rk, entry, response_time)])
         return entry, True
 
-    async def _put(self, rk: RequestKey, entry: CacheEntry, now: float) -> None:
-        key = key_hash(entry.key) if entry.vary else rk.hash
+    def _placement(self, rk: RequestKey, entry: CacheEntry, now: float) -> list[tuple[bytes, StoredObject, float]]:
+        """Where and how long ``entry`` is kept (a variant under its own key); nothing when it is
+        already too old to keep."""
         ttl = min(spec.storage_ttl(entry, now), self.max_object_lifetime)
-        if ttl > 0:
-            await self.store.put(key, entry, ttl)
+        return [(key_hash(entry.key) if entry.vary else rk.hash, entry, ttl)] if ttl > 0 else []
+
+    async def _put(self, rk: RequestKey, entry: CacheEntry, now: float) -> None:
+        for key, obj, ttl in self._placement(rk, entry, now):
+            await self.store.put(key, obj, ttl)
 
     async def _forget(self, rk: RequestKey) -> None:
         await self.store.delete(rk.hash)
