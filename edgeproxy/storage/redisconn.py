@@ -31,7 +31,7 @@ uvloop process, warm pool): p99.9 0.3 ms alone, 1.7 ms with 20 calls in flight, 
 that is really stalled costs a request less than a typical origin fetch. Past ~300 calls in
 flight per process the loop itself is the queue (55 ms at 400) and L2 lookups start timing out:
 the worker is saturated at that point and L1 + origin is the right degradation. Remote or TLS
-Redis deployments should raise it."""
+Redis deployments should raise it (``serve --redis-timeout``)."""
 
 
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
