@@ -128,16 +128,19 @@ class Edge:
         self.max_object_lifetime = max_object_lifetime
         self.fill_lock = fill_lock
         self.fleet_ready = fleet_ready
+        """False while Redis is known to be down: skip fleet locks instead of timing out on them."""
         self.hosts = hosts
         """Hosts this proxy serves (lower-case, no port); empty: any Host."""
         self.personalize: PersonalizeStage | None = None
         """Set once the ranker is loaded; until then lists are served in their base order."""
-        """False while Redis is known to be down: skip fleet locks instead of timing out on them."""
         self.clock = clock
         self.routes = RouteCache()
-        self._rendered: dict[bytes, tuple[weakref.ref[CacheEntry], tuple[int, int], str, CacheStatus]] = {}
+        self._rendered: dict[
+            bytes, tuple[weakref.ref[CacheEntry], tuple[int, int], str, CacheStatus, Callable[[], bool]]
+        ] = {}
         """Per key: the L1 object (weakly: eviction must free it), the (Age, ttl) seconds its hit
-        block was rendered for, the block and its Cache-Status."""
+        block was rendered for, the block, its Cache-Status and the check that lets a reply made
+        from it be replayed (``_unchanged``)."""
         self._refreshing: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ entry point
@@ -198,7 +201,8 @@ class Edge:
     def _unchanged(self, entry: CacheEntry, key: bytes) -> Callable[[], bool]:
         """A check that nothing a hit on ``entry`` depends on has changed since now: the policy
         set, the bans, the ranker, and L1 still holding ``entry`` (looked up, so that eviction
-        sees the hit). Holds ``entry`` weakly."""
+        sees the hit). Holds ``entry`` weakly. Made once per rendered block and shared by the
+        replies made from it: a change between then and a later reply only makes it stricter."""
         policies, generation, personalize, l1, ref = (
             self._policies(), self.bans.generation, self.personalize, self.store.l1, weakref.ref(entry))
 
@@ -222,7 +226,9 @@ class Edge:
             assert reply.cache_status is not None
             if len(self._rendered) >= RENDERED_HITS:
                 self._rendered.clear()
-            rendered = (weakref.ref(entry), stamp, render_fields(reply.headers), reply.cache_status)
+            rendered = (
+                weakref.ref(entry), stamp, render_fields(reply.headers), reply.cache_status, self._unchanged(entry, rk.hash)
+            )
             self._rendered[rk.hash] = rendered
         return Reply(
             entry.status,
@@ -234,7 +240,7 @@ class Edge:
             detail=Tier.L1.value,
             entry=entry,
             cache_status=rendered[3],
-            reuse=Reuse(now + min(1.0 - age % 1.0, ttl % 1.0), self._unchanged(entry, rk.hash)) if reusable else None,
+            reuse=Reuse(now + min(1.0 - age % 1.0, ttl % 1.0), rendered[4]) if reusable else None,
             fields=rendered[2],
         )
 

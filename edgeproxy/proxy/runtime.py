@@ -35,6 +35,7 @@ from edgeproxy.proxy.localbus import LocalBus
 from edgeproxy.proxy.observe import Observer
 from edgeproxy.proxy.personalization import PersonalizeStage
 from edgeproxy.proxy.protocol import EdgeProtocol
+from edgeproxy.proxy.replay import ReplayCache
 from edgeproxy.proxy.reply import Incoming, Reply
 from edgeproxy.proxy.server import ConnectionSet, ServerContext, ServerLimits
 from edgeproxy.proxy.upstream import Upstream
@@ -150,6 +151,8 @@ class ProxyRuntime:
         self._admin: web.AppRunner | None = None
         self.admin_port: int | None = None
         self._server: asyncio.base_events.Server | None = None
+        self.replay = ReplayCache()
+        """Replies to request bytes seen a moment ago, written again as they were (``replay.py``)."""
         self._tasks: list[asyncio.Task[None]] = []
         self.port = config.port
 
@@ -172,6 +175,7 @@ class ProxyRuntime:
             limits=self.config.limits,
             on_reply=self.observer,
             connections=self._connections,
+            replay=self.replay,
         )
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
