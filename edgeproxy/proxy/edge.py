@@ -629,15 +629,17 @@ class Edge:
         delivered = _finish([*base, ("age", str(int(spec.current_age(entry, now))))], status)
         if spec.client_not_modified(req, entry):
             return Reply(304, _not_modified(delivered), phase=phase, key_hash=rk.hash, ttl=ttl, detail=hit_detail)
-        code, fields, body, served = entry.status, delivered, entry.body, entry
+        code, fields, body = entry.status, delivered, entry.body
+        served: CacheEntry | None = entry
         wanted = spec.requested_range(req, entry)
         if wanted is not None:
             # RFC 9110 §14.2: one byte range served from the complete stored body.
-            partial = isinstance(wanted, spec.ByteRange)
-            code = 206 if partial else 416
             fields = [*delivered, ("content-range", wanted.content_range)]
-            body = entry.body[wanted.first : wanted.last + 1] if partial else b""
             served = None  # a part is not a representation to personalize
+            if isinstance(wanted, spec.ByteRange):
+                code, body = 206, entry.body[wanted.first : wanted.last + 1]
+            else:
+                code, body = 416, b""
         return Reply(
             code,
             fields,
