@@ -101,6 +101,35 @@ class Answer:
     origin_time: float
 
 
+class _RenderedHit:
+    """A hot L1 object's hit header block, rendered for one (Age, ttl) pair of whole seconds.
+
+    Called, it says whether a reply made from this block may still be replayed: nothing such a
+    hit depends on has changed since the block was rendered (the policy set, the bans, the
+    ranker), and L1 still holds the object (looked up, so that eviction sees the hit). A change
+    between rendering and a later reply only makes it stricter. Holds the object weakly:
+    eviction must free it."""
+
+    __slots__ = ("entry", "stamp", "fields", "cache_status", "_key", "_l1", "_bans", "_edge", "_policies", "_generation",
+                 "_personalize")
+
+    def __init__(
+        self, edge: Edge, entry: CacheEntry, key: bytes, stamp: tuple[int, int], fields: str, cache_status: CacheStatus
+    ) -> None:
+        self.entry = weakref.ref(entry)
+        self.stamp = stamp
+        self.fields = fields
+        self.cache_status = cache_status
+        self._key, self._l1, self._bans, self._edge = key, edge.store.l1, edge.bans, edge
+        self._policies, self._generation, self._personalize = edge.policies(), edge.bans.generation, edge.personalize
+
+    def __call__(self) -> bool:
+        held = self._l1.get_nowait(self._key)
+        edge = self._edge
+        return (held is not None and held is self.entry() and self._bans.generation == self._generation
+                and edge.policies() is self._policies and edge.personalize is self._personalize)
+
+
 class Edge:
     """Owns the per-process caching machinery and answers requests with it."""
 
@@ -118,7 +147,8 @@ class Edge:
         hosts: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._policies = policies
+        self.policies = policies
+        """The policy set in force now (a reload swaps what this returns)."""
         self.store = store
         self.upstream = upstream
         self.default_origin = default_origin
@@ -135,12 +165,8 @@ class Edge:
         """Set once the ranker is loaded; until then lists are served in their base order."""
         self.clock = clock
         self.routes = RouteCache()
-        self._rendered: dict[
-            bytes, tuple[weakref.ref[CacheEntry], tuple[int, int], str, CacheStatus, Callable[[], bool]]
-        ] = {}
-        """Per key: the L1 object (weakly: eviction must free it), the (Age, ttl) seconds its hit
-        block was rendered for, the block, its Cache-Status and the check that lets a reply made
-        from it be replayed (``_unchanged``)."""
+        self._rendered: dict[bytes, _RenderedHit] = {}
+        """Per key: the hit block last rendered for its L1 object."""
         self._refreshing: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ entry point
@@ -157,7 +183,7 @@ class Edge:
         req = inc.head
         if self.misdirected(req.host):
             return self._error_reply(421, f"this proxy does not serve host {req.host!r}", CachePhase.BYPASS, "misdirected")
-        route = self.routes.route(self._policies(), req)
+        route = self.routes.route(self.policies(), req)
         policy = route.policy
         settings = policy.personalize if self.personalize is not None else None
         if settings is None or req.method not in ("GET", "HEAD"):
@@ -181,7 +207,7 @@ class Edge:
         req = inc.head
         if self.hosts and self.misdirected(req.host):
             return None
-        route = self.routes.route(self._policies(), req)
+        route = self.routes.route(self.policies(), req)
         rk = route.key
         if rk is None or (route.policy.personalize is not None and self.personalize is not None):
             return None
@@ -198,21 +224,6 @@ class Edge:
         # object's own, and the reply holds until Age or ttl tick over or anything changes.
         return self._rendered_hit(req, entry, now, rk, reusable=cache_control is None)
 
-    def _unchanged(self, entry: CacheEntry, key: bytes) -> Callable[[], bool]:
-        """A check that nothing a hit on ``entry`` depends on has changed since now: the policy
-        set, the bans, the ranker, and L1 still holding ``entry`` (looked up, so that eviction
-        sees the hit). Holds ``entry`` weakly. Made once per rendered block and shared by the
-        replies made from it: a change between then and a later reply only makes it stricter."""
-        policies, generation, personalize, l1, ref = (
-            self._policies(), self.bans.generation, self.personalize, self.store.l1, weakref.ref(entry))
-
-        def unchanged() -> bool:
-            held = l1.get_nowait(key)
-            return (held is not None and held is ref() and self.bans.generation == generation
-                    and self._policies() is policies and self.personalize is personalize)
-
-        return unchanged
-
     def _rendered_hit(self, req: RequestHead, entry: CacheEntry, now: float, rk: RequestKey, *, reusable: bool) -> Reply:
         """A fresh L1 hit with its header block rendered at most once per second: the block
         changes only when the whole seconds of Age or of the Cache-Status ttl do (which is also
@@ -221,14 +232,12 @@ class Edge:
         ttl = entry.fresh_for - age
         stamp = (int(age), int(ttl))
         rendered = self._rendered.get(rk.hash)
-        if rendered is None or rendered[0]() is not entry or rendered[1] != stamp:
+        if rendered is None or rendered.entry() is not entry or rendered.stamp != stamp:
             reply = self._from_cache(req, entry, CachePhase.HIT, now, rk, tier=Tier.L1)
             assert reply.cache_status is not None
             if len(self._rendered) >= RENDERED_HITS:
                 self._rendered.clear()
-            rendered = (
-                weakref.ref(entry), stamp, render_fields(reply.headers), reply.cache_status, self._unchanged(entry, rk.hash)
-            )
+            rendered = _RenderedHit(self, entry, rk.hash, stamp, render_fields(reply.headers), reply.cache_status)
             self._rendered[rk.hash] = rendered
         return Reply(
             entry.status,
@@ -239,9 +248,9 @@ class Edge:
             ttl=ttl,
             detail=Tier.L1.value,
             entry=entry,
-            cache_status=rendered[3],
-            reuse=Reuse(now + min(1.0 - age % 1.0, ttl % 1.0), rendered[4]) if reusable else None,
-            fields=rendered[2],
+            cache_status=rendered.cache_status,
+            reuse=Reuse(now + min(1.0 - age % 1.0, ttl % 1.0), rendered) if reusable else None,
+            fields=rendered.fields,
         )
 
     async def _handle(self, inc: Incoming, route: Route) -> Reply:
@@ -519,7 +528,7 @@ class Edge:
         each target URI as sent and as the matching policy keys it."""
         targets = spec.invalidation_targets(req, head, req.host)
         if targets:
-            keyed = [keyed_url(self._policies(), target) for target in targets]
+            keyed = [keyed_url(self.policies(), target) for target in targets]
             self.bans.add(Ban.create(self.clock(), urls=[*targets, *keyed]))
 
     # ------------------------------------------------------------ background refresh
