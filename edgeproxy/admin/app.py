@@ -43,6 +43,10 @@ audit = logging.getLogger("edgeproxy.admin.audit")
 MAX_BODY = 64 * 1024
 PUBLIC_PATHS = frozenset({"/", "/healthz"})
 
+DEFAULT_RATE = RateLimit()
+"""The admin API's default per-client limit; one shared instance is safe, ``RateLimit`` is frozen
+(the buckets live in each app's ``RateLimiter``)."""
+
 CONTROL = web.AppKey("control", AdminControl)
 LIMITER = web.AppKey("limiter", RateLimiter)
 
@@ -64,7 +68,7 @@ def make_admin_app(
     control: AdminControl,
     *,
     token: str | None,
-    rate: RateLimit = RateLimit(),
+    rate: RateLimit = DEFAULT_RATE,
     clock: Callable[[], float] = time.monotonic,
 ) -> web.Application:
     """Build the admin app; serve it with ``web.AppRunner`` on the ``--admin`` address after

@@ -30,7 +30,7 @@ from edgeproxy.policies.model import (
     Policy,
 )
 from edgeproxy.policies.patterns import compile_host, compile_path, hosts_overlap, paths_may_overlap
-from edgeproxy.policies.problems import Problem, PolicyError
+from edgeproxy.policies.problems import PolicyError, Problem
 from edgeproxy.policies.schema import (
     POLICY_KEYS,
     SECTION_KEYS,
