@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz bench clean
+.PHONY: demo test lint fuzz bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ demo: $(STAMP)  ## run the demo origin + proxy and print a tour
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)  ## ruff and mypy, as configured in pyproject.toml (not part of make test or CI)
+	$(BIN)/ruff check edgeproxy tests bench
+	$(BIN)/mypy
 
 fuzz: $(STAMP)  ## longer property-based fuzzing of the untrusted-input paths
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -m fuzz tests

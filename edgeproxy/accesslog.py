@@ -15,7 +15,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -46,7 +46,7 @@ class AccessRecord:
 
     def to_json(self) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(self.time, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds"),
             "method": self.method,
             "host": self.host,
             "path": self.path,

@@ -13,12 +13,12 @@ in :class:`Bound` maps, so recording a request is one dict lookup plus the incre
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import math
 import os
 import shutil
 from bisect import bisect_left
-import collections
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -30,9 +30,9 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    multiprocess,
     values,
 )
-from prometheus_client import multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -32,11 +32,20 @@ from edgeproxy.admin.control import (
 from edgeproxy.admin.payloads import InvalidPayload, parse_model_command, parse_purge
 from edgeproxy.admin.ratelimit import RateLimit, RateLimiter, retry_after_header
 
+if TYPE_CHECKING:
+    # The protocol aiohttp checks ``middlewares=`` against (a plain Callable has positional-only
+    # parameters, which it rejects).
+    from aiohttp.typedefs import Middleware
+
 audit = logging.getLogger("edgeproxy.admin.audit")
 """One JSON line per state-changing call: who (address), what, result."""
 
 MAX_BODY = 64 * 1024
 PUBLIC_PATHS = frozenset({"/", "/healthz"})
+
+DEFAULT_RATE = RateLimit()
+"""The admin API's default per-client limit; one shared instance is safe, ``RateLimit`` is frozen
+(the buckets live in each app's ``RateLimiter``)."""
 
 CONTROL = web.AppKey("control", AdminControl)
 LIMITER = web.AppKey("limiter", RateLimiter)
@@ -59,7 +68,7 @@ def make_admin_app(
     control: AdminControl,
     *,
     token: str | None,
-    rate: RateLimit = RateLimit(),
+    rate: RateLimit = DEFAULT_RATE,
     clock: Callable[[], float] = time.monotonic,
 ) -> web.Application:
     """Build the admin app; serve it with ``web.AppRunner`` on the ``--admin`` address after
@@ -103,7 +112,7 @@ async def _security_headers(request: web.Request, handler: Handler) -> web.Strea
     return response
 
 
-def _rate_limit(clock: Callable[[], float]) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _rate_limit(clock: Callable[[], float]) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         # Probes are exempt so a busy operator cannot get a PoP marked unhealthy; everything else,
@@ -117,7 +126,7 @@ def _rate_limit(clock: Callable[[], float]) -> Callable[[web.Request, Handler], 
     return middleware
 
 
-def _require_token(token: str | None) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _require_token(token: str | None) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if token is None or request.path in PUBLIC_PATHS:

@@ -59,7 +59,7 @@ class SecondRing:
         """Sum of the counts whose second lies in ``(now - window, now]``."""
         newest = int(now)
         oldest = newest - self.window + 1
-        return sum(c for s, c in zip(self._second, self._count) if oldest <= s <= newest)
+        return sum(c for s, c in zip(self._second, self._count, strict=True) if oldest <= s <= newest)
 
 
 class SpaceSaving:

@@ -12,7 +12,7 @@ _TIME_OF_DAY = re.compile(r"\d{1,2}[:.]\d{2}[:.]\d{2}")
 _RFC850_YEAR = re.compile(r"-\d{2}\s")
 _MONTHS = {name: number for number, name in enumerate(calendar.month_abbr) if name}
 _IMF_FIXDATE = re.compile(
-    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-3]\d) (%s) (\d{4}) ([0-2]\d):([0-5]\d):([0-6]\d) GMT" % "|".join(_MONTHS)
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-3]\d) (" + "|".join(_MONTHS) + r") (\d{4}) ([0-2]\d):([0-5]\d):([0-6]\d) GMT"
 )
 """The one format senders must generate (§5.6.7); parsed directly, the others via ``parsedate_tz``."""
 

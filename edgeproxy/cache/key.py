@@ -6,7 +6,7 @@ key text is stored with the entry and compared on lookup, so even a real collisi
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import xxhash
 

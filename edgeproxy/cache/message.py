@@ -23,7 +23,10 @@ class _IndexedHead:
     """``header()`` through an index built on first use: the rules ask a head for a dozen
     fields (Cache-Control, Date, Age, ETag, Vary, …), and one pass beats a scan per question."""
 
-    __slots__ = ()
+    # The index's slot lives here, where header() fills it; each @record subclass still declares
+    # ``_fields`` as a field so its __init__ sets it to None (dataclass leaves an inherited slot
+    # out of the subclass's own __slots__, so an instance has the same slots and size as before).
+    __slots__ = ("_fields",)
     headers: Headers
     _fields: dict[str, str] | None
 

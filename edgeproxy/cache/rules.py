@@ -5,9 +5,10 @@ A policy owns one of these; the core receives it as a plain argument and never i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import Literal
 
 SetCookieMode = Literal["pass", "strip"]
 

@@ -78,6 +78,7 @@ def _negative_ttls(policy: Policy) -> list[str]:
         if None in block:
             continue
         common = Counter(block).most_common(1)[0][0]
+        assert common is not None  # a block holding None was skipped just above
         shown.append(f"{first // 100}xx for {format_duration(common)}")
         ttls = {status: ttl for status, ttl in ttls.items() if status // 100 != first // 100 or ttl != common}
     shown.extend(f"{status} for {format_duration(seconds)}" for status, seconds in sorted(ttls.items()))

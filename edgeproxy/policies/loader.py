@@ -30,7 +30,7 @@ from edgeproxy.policies.model import (
     Policy,
 )
 from edgeproxy.policies.patterns import compile_host, compile_path, hosts_overlap, paths_may_overlap
-from edgeproxy.policies.problems import Problem, PolicyError
+from edgeproxy.policies.problems import PolicyError, Problem
 from edgeproxy.policies.schema import (
     POLICY_KEYS,
     SECTION_KEYS,
@@ -309,9 +309,11 @@ def _rules(r: _Reader, ttl: _Section, stale: _Section, store: _Section) -> Cache
 def _negative_ttls(r: _Reader, ttl: _Section) -> MappingProxyType[int, float]:
     """Status -> TTL; a class (``5xx``) fills every status it covers, an exact status wins over it."""
     entries = r.section(ttl.entries["negative"][1], "ttl.negative", None) if "negative" in ttl else None
+    if entries is None:
+        return MappingProxyType({})
     by_class: dict[int, float] = {}
     exact: dict[int, float] = {}
-    for text, (key, _) in entries.entries.items() if entries else ():
+    for text, (key, _) in entries.entries.items():
         try:
             statuses = parse_statuses(text)
         except ValueError as exc:

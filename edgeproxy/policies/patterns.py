@@ -98,7 +98,7 @@ def _anchored_prefix(regex: str) -> str:
     """The literal text a ``^``-anchored regex requires at the start (``^/api/v[0-9]`` -> ``/api/v``)."""
     if not regex.startswith("^") or "|" in regex:
         return ""  # unanchored, or an alternative may start differently: no required prefix
-    prefix = []
+    prefix: list[str] = []
     for char in regex[1:]:
         if char in _REGEX_META:
             # A quantifier makes the preceding character optional, so it is not required.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 POLICY_KEYS = (
@@ -38,6 +39,8 @@ _SIZE_UNITS = {"b": 1, "kb": 1 << 10, "kib": 1 << 10, "mb": 1 << 20, "mib": 1 <<
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 """RFC 9110 §5.6.2 token: what header names, methods and cookie names are made of."""
 _STATUS_CLASS = re.compile(r"([45])xx")
+C = TypeVar("C", bound=str)
+"""A choice of :func:`one_of`: ``str``, or a ``Literal`` of the choices where one is expected."""
 
 
 def parse_duration(value: object) -> float:
@@ -186,12 +189,13 @@ def parse_cookie_name(value: object) -> str:
     return parse_token(value, "a cookie name")
 
 
-def one_of(*choices: str) -> Callable[[object], str]:
-    """A parser accepting exactly one of ``choices``."""
+def one_of(*choices: C) -> Callable[[object], C]:
+    """A parser accepting exactly one of ``choices``; typed as their ``Literal`` where the caller
+    expects one (``one_of("pass", "strip")`` parses a ``SetCookieMode``)."""
 
-    def parse(value: object) -> str:
+    def parse(value: object) -> C:
         if not isinstance(value, str) or value not in choices:
             raise ValueError(f"expected one of {', '.join(choices)}, got {_shown(value)}")
-        return value
+        return cast(C, value)  # equal to one of choices, checked above
 
     return parse

@@ -28,8 +28,8 @@ from edgeproxy.admin.stats import LiveStats
 from edgeproxy.cache.bans import Ban, BanList, normalize_purge_target
 from edgeproxy.metrics import ProxyMetrics
 from edgeproxy.policies.reload import PolicyHolder
-from edgeproxy.proxy.edge import keyed_url
 from edgeproxy.policies.reload import ReloadOutcome as PolicyReloadOutcome
+from edgeproxy.proxy.edge import keyed_url
 
 log = logging.getLogger("edgeproxy.control")
 

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger("edgeproxy.localbus")
 
@@ -92,11 +92,13 @@ class Relay:
         while not self._stopped.is_set():
             with self._lock:
                 conns = dict(self._conns)
-            for ready in wait(list(conns.values()), timeout=0.2):
+            # wait() returns some of the objects it was given, here Connections; its stub is not
+            # generic and says Connection | socket | int.
+            for ready in cast("list[Connection]", wait(list(conns.values()), timeout=0.2)):
                 try:
-                    message = ready.recv()  # type: ignore[union-attr]
+                    message = ready.recv()
                 except (EOFError, OSError):
-                    self._detach(ready)  # type: ignore[arg-type]
+                    self._detach(ready)
                     continue
                 with self._lock:
                     # The current set, not the snapshot: a worker attached meanwhile gets it too.

@@ -24,8 +24,8 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrad
 from edgeproxy.cache.message import RequestHead
 from edgeproxy.proxy.chunks import ChunkQueue
 from edgeproxy.proxy.lazytimer import LazyTimer
-from edgeproxy.proxy.reply import Incoming, Reply
 from edgeproxy.proxy.replay import Replay
+from edgeproxy.proxy.reply import Incoming, Reply
 from edgeproxy.proxy.server import (
     Framing,
     ServerContext,

@@ -127,6 +127,7 @@ class Supervisor:
             for slot, proc in enumerate(self._procs):
                 if not proc.is_alive() and not self._stopping:
                     log.warning("worker %s exited with %s; restarting", proc.pid, proc.exitcode)
+                    assert proc.pid is not None  # _spawn started it, so it has a pid
                     mark_worker_dead(proc.pid)
                     time.sleep(RESTART_BACKOFF)
                     self._procs[slot] = self._spawn(slot)

@@ -6,10 +6,9 @@ import json
 import logging
 
 import pytest
+from admin_harness import Admin
 
 from edgeproxy.admin.control import HealthState, ModelAction, PurgeOutcome, PurgeRequest, ReloadOutcome
-
-from admin_harness import Admin
 
 PROTECTED = [("GET", "/stats"), ("GET", "/metrics"), ("POST", "/purge"), ("POST", "/reload"),
              ("POST", "/models/demo-ranker")]

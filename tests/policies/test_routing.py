@@ -6,7 +6,6 @@ these tests send many request shapes through one cache and hold every answer to 
 
 from __future__ import annotations
 
-
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from .factories import make_entry
 
 from edgeproxy.storage.bus import FleetBus, Message
 from edgeproxy.storage.locks import FillLock
 from edgeproxy.storage.redis import RedisStore
 from edgeproxy.storage.redisconn import connect_subscriber
+
+from .factories import make_entry
 
 pytestmark = pytest.mark.redis
 TIMEOUT = 0.5

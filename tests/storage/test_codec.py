@@ -8,7 +8,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from .factories import make_entry, make_vary_index
 import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,6 +15,8 @@ from hypothesis import strategies as st
 from edgeproxy.cache.entry import CacheEntry, VaryIndex, pack_fields
 from edgeproxy.cache.key import key_text, variant_key_text
 from edgeproxy.storage.codec import CodecError, decode, encode
+
+from .factories import make_entry, make_vary_index
 
 texts = st.text(max_size=40)
 numbers = st.floats(allow_nan=False, allow_infinity=False, width=64)

@@ -8,13 +8,14 @@ import tracemalloc
 from collections.abc import Callable
 
 import pytest
-from .factories import make_entry, make_vary_index
 
 from edgeproxy.cache.entry import CacheEntry, pack_fields
 from edgeproxy.cache.key import key_hash
 from edgeproxy.cache.spec import NO_TAGS
 from edgeproxy.storage.memory import VARY_INDEX_SIZE, MemoryStore, object_size
 from tests.support.keys import key_for
+
+from .factories import make_entry, make_vary_index
 
 
 class Clock:

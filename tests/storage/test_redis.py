@@ -11,12 +11,13 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import pytest
-from .factories import make_entry, make_vary_index
 from redis.asyncio import Redis
 
 from edgeproxy.storage.base import StoreUnavailable
 from edgeproxy.storage.breaker import BreakerState, CircuitBreaker
 from edgeproxy.storage.redis import RedisStore
+
+from .factories import make_entry, make_vary_index
 
 if TYPE_CHECKING:
     from tests.conftest import RedisServer

@@ -6,13 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from .factories import make_entry, make_vary_index
 
 from edgeproxy.cache import spec
 from edgeproxy.cache.entry import StoredObject
 from edgeproxy.storage.memory import MemoryStore
 from edgeproxy.storage.redis import RedisStore
 from edgeproxy.storage.tiered import Tier, TieredStore, remaining_ttl
+
+from .factories import make_entry, make_vary_index
 
 pytestmark = pytest.mark.redis
 
