@@ -19,15 +19,11 @@ from redis.asyncio import Redis
 
 from edgeproxy.proxy.runtime import ProxyConfig, ProxyRuntime, running_proxy
 from tests.proxy.harness import ProxyClient, Seen, proxy_client
+from tests.support.fixtures import L2_TIMEOUT
 
 HOST = "shop.example"
 """Every request carries this Host: proxies on different ports then share cache keys."""
 TOKEN = "fleet-test-token"
-L2_TIMEOUT = 0.5
-"""The fleet nodes' bound on each L2 call, unless a test asks for another. The shipped 25 ms
-counts waits for the event loop too, and here two proxies, their clients and the test share one
-loop in a process that has run the whole suite: one garbage-collection pause can pass 25 ms and
-turn an expected L2 hit into a miss. Tests of a slow or vanished Redis pass the shipped bound."""
 
 
 def url(path: str) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pytest
 
 from edgeproxy.proxy.runtime import ProxyRuntime
+from edgeproxy.storage.redisconn import DEFAULT_TIMEOUT
 from tests.conftest import RedisServer
-from tests.fleet.harness import L2_TIMEOUT
 from tests.proxy.conftest import StartProxy
 from tests.proxy.harness import ProxyClient, proxy_client
 from tests.support.origin import ProgrammableOrigin
@@ -41,7 +41,7 @@ async def fleet(start_proxy: StartProxy, origin_url: str, redis_url: str, size: 
     async with AsyncExitStack() as stack:
         members = []
         for _ in range(size):
-            proxy = await stack.enter_async_context(start_proxy(origin_url, redis=redis_url, redis_timeout=L2_TIMEOUT))
+            proxy = await stack.enter_async_context(start_proxy(origin_url, redis=redis_url))
             members.append(Member(proxy, await stack.enter_async_context(proxy_client(proxy.url))))
         yield members
 
@@ -98,7 +98,8 @@ async def test_a_burst_of_misses_on_a_fresh_process_keeps_redis_in_service(
     # connections is not Redis being down, and must not open the circuit breaker (which turns
     # L2 and cross-process collapsing off for everyone on this process).
     origin.set("/burst", headers=CACHEABLE, body="x", delay=0.2)
-    async with start_proxy(origin_url, redis=own_redis.url) as proxy, proxy_client(proxy.url) as client:
+    async with start_proxy(origin_url, redis=own_redis.url, redis_timeout=DEFAULT_TIMEOUT) as proxy, \
+            proxy_client(proxy.url) as client:
         replies = await asyncio.gather(*(client.get("/burst", headers=SITE) for _ in range(20)))
         assert all(r.status == 200 for r in replies)
         assert proxy.fleet is not None
