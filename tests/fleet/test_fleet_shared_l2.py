@@ -4,6 +4,7 @@ whether a far Redis is read or skipped."""
 
 from __future__ import annotations
 
+from edgeproxy.storage.redis import CallOutcome
 from edgeproxy.storage.redisconn import DEFAULT_TIMEOUT
 from tests.conftest import RedisServer
 from tests.fleet.harness import fleet_node, url
@@ -64,3 +65,27 @@ async def test_the_l2_bound_decides_whether_a_far_redis_is_read_or_skipped(
             read = await far_bound.get("/page")
             assert read.cache_status.hit and read.cache_status.detail == "l2", str(read)
     assert origin.count("/page") == 2
+
+
+async def test_a_varyd_fill_writes_its_index_and_variant_to_l2_in_one_round_trip(
+    origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
+) -> None:
+    """The lookup, the read of the variant index to extend, then one pipelined write of index and
+    variant: a peer can never wait a round trip between finding the index and its variant."""
+    origin.set("/greeting", headers={**CACHEABLE, "Vary": "Accept-Language"}, body="bonjour")
+    async with fleet_node("A", origin_url, own_redis.url) as a, fleet_node("B", origin_url, own_redis.url) as b:
+        assert a.runtime.fleet is not None
+        store = a.runtime.fleet.store
+        calls: list[str] = []
+        metrics_hook = store.on_call
+
+        def record(operation: str, outcome: CallOutcome, seconds: float) -> None:
+            calls.append(operation)
+            if metrics_hook is not None:
+                metrics_hook(operation, outcome, seconds)
+
+        store.on_call = record
+        assert (await a.get("/greeting", {"Accept-Language": "fr"})).cache_status.stored
+        assert calls == ["get", "get", "execute"], calls
+        seen = await b.get("/greeting", {"Accept-Language": "fr"})
+        assert seen.cache_status.detail == "l2" and seen.body == b"bonjour", str(seen)
