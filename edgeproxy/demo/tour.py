@@ -87,12 +87,18 @@ async def run_tour(proxy_url: str, origin_url: str, *, out=sys.stdout) -> list[s
             if step.origin_fail is not None:
                 async with client.post(f"{origin_url}/_control/fail", json={"on": step.origin_fail}) as r:
                     await r.read()
-            async with client.request(step.method, proxy_url + step.path, headers=step.headers) as resp:
-                body = await resp.read()
-                status_line = resp.headers.get("Cache-Status", "")
-                age = resp.headers.get("Age", "-")
             print(f"\n{number}. {step.title}\n$ {curl_line(proxy_url, step)}", file=out)
-            print(f"   HTTP {resp.status}   Age: {age}   Cache-Status: {status_line}", file=out)
+            for attempt in range(2):
+                async with client.request(step.method, proxy_url + step.path, headers=step.headers) as resp:
+                    body = await resp.read()
+                    status_line = resp.headers.get("Cache-Status", "")
+                    age = resp.headers.get("Age", "-")
+                print(f"   HTTP {resp.status}   Age: {age}   Cache-Status: {status_line}", file=out)
+                if attempt or " deadline model=" not in status_line or "ranked" not in step.expect:
+                    break
+                # The ranker gives up past the policy's 2 ms (wall clock) and serves the base
+                # order: on a busy machine that is the right answer, so the step asks once more.
+                print("   (ranking missed its deadline, as it should on a busy machine: asking again)", file=out)
             if step.show_items:
                 orders.append(first_ids(body))
                 print(f"   first items: {orders[-1]}", file=out)
