@@ -110,8 +110,7 @@ class _RenderedHit:
     between rendering and a later reply only makes it stricter. Holds the object weakly:
     eviction must free it."""
 
-    __slots__ = ("entry", "stamp", "fields", "cache_status", "_key", "_l1", "_bans", "_edge", "_policies", "_generation",
-                 "_personalize")
+    __slots__ = ("entry", "stamp", "fields", "cache_status", "_edge", "_key", "_policies", "_generation", "_personalize")
 
     def __init__(
         self, edge: Edge, entry: CacheEntry, key: bytes, stamp: tuple[int, int], fields: str, cache_status: CacheStatus
@@ -120,13 +119,13 @@ class _RenderedHit:
         self.stamp = stamp
         self.fields = fields
         self.cache_status = cache_status
-        self._key, self._l1, self._bans, self._edge = key, edge.store.l1, edge.bans, edge
+        self._edge, self._key = edge, key
         self._policies, self._generation, self._personalize = edge.policies(), edge.bans.generation, edge.personalize
 
     def __call__(self) -> bool:
-        held = self._l1.get_nowait(self._key)
         edge = self._edge
-        return (held is not None and held is self.entry() and self._bans.generation == self._generation
+        held = edge.store.l1.get_nowait(self._key)
+        return (held is not None and held is self.entry() and edge.bans.generation == self._generation
                 and edge.policies() is self._policies and edge.personalize is self._personalize)
 
 
