@@ -36,6 +36,13 @@ class Step:
     expect_status: int = 200
     show_items: bool = False
     """Print the first item ids of a JSON list (personalized orders differ per user)."""
+    again_if: str | None = None
+    """Ask once more when Cache-Status contains this: a fallback the step allows once."""
+
+
+RANKING_LATE = " deadline model="
+"""Cache-Status detail of a ranking that missed the policy's 2 ms (wall clock) deadline and served
+the base order: the right answer on a busy machine, so a personalized step asks once more."""
 
 
 ITEMS = "/api/items?category=books&limit=5"
@@ -57,9 +64,9 @@ TOUR: tuple[Step, ...] = (
     Step("Vary: French again is a hit", "/greeting", r"hit", headers={"Accept-Language": "fr"}),
     Step("A private page with Set-Cookie passes by policy", "/account", r"fwd=bypass"),
     Step("Personalized: user u0001 gets the cached list re-ranked by the demo model", RANKED,
-         r"ranked model=demo-ranker", headers={"Cookie": "uid=u0001"}, show_items=True),
+         r"ranked model=demo-ranker", headers={"Cookie": "uid=u0001"}, show_items=True, again_if=RANKING_LATE),
     Step("Personalized: user u0002 gets the same cached object (a hit) in another order", RANKED,
-         r"hit; .*ranked model=demo-ranker", headers={"Cookie": "uid=u0002"}, show_items=True),
+         r"hit; .*ranked model=demo-ranker", headers={"Cookie": "uid=u0002"}, show_items=True, again_if=RANKING_LATE),
 )
 
 
@@ -94,11 +101,9 @@ async def run_tour(proxy_url: str, origin_url: str, *, out=sys.stdout) -> list[s
                     status_line = resp.headers.get("Cache-Status", "")
                     age = resp.headers.get("Age", "-")
                 print(f"   HTTP {resp.status}   Age: {age}   Cache-Status: {status_line}", file=out)
-                if attempt or " deadline model=" not in status_line or "ranked" not in step.expect:
+                if attempt or step.again_if is None or step.again_if not in status_line:
                     break
-                # The ranker gives up past the policy's 2 ms (wall clock) and serves the base
-                # order: on a busy machine that is the right answer, so the step asks once more.
-                print("   (ranking missed its deadline, as it should on a busy machine: asking again)", file=out)
+                print(f"   ({step.again_if.strip()!r} is an allowed fallback: asking again)", file=out)
             if step.show_items:
                 orders.append(first_ids(body))
                 print(f"   first items: {orders[-1]}", file=out)
