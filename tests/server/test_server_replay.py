@@ -14,6 +14,7 @@ from edgeproxy.proxy.protocol import EdgeProtocol
 from edgeproxy.proxy.replay import ReplayCache
 from edgeproxy.proxy.reply import Incoming, Reply, Reuse
 from edgeproxy.proxy.server import ServerContext
+from tests.support.rawhttp import keep_alive
 
 REQUEST = b"GET /hot HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n\r\n"
 
@@ -57,45 +58,13 @@ async def serving(site: Site) -> AsyncIterator[Served]:
         await context.connections.drain(1.0)
 
 
-class Conn:
-    """One keep-alive client connection that sends whole chunks and reads one response each."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    async def send(self, *chunks: bytes, pause: float = 0.0) -> None:
-        for chunk in chunks:
-            self.writer.write(chunk)
-            await self.writer.drain()
-            if pause:
-                await asyncio.sleep(pause)
-
-    async def response(self) -> tuple[bytes, bytes]:
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        length = int(next(line for line in head.split(b"\r\n") if line.startswith(b"content-length:")).split(b":")[1])
-        return head, await self.reader.readexactly(length)
-
-    async def ask(self, request: bytes = REQUEST) -> bytes:
-        await self.send(request)
-        return (await self.response())[1]
-
-
-@asynccontextmanager
-async def connect(served: Served) -> AsyncIterator[Conn]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
-    try:
-        yield Conn(reader, writer)
-    finally:
-        writer.close()
-
-
 def without_timing(head: bytes) -> list[bytes]:
     return [line for line in head.split(b"\r\n") if not line.startswith(b"server-timing:")]
 
 
 async def test_bytes_seen_twice_are_replayed_on_any_connection_and_observed_each_time():
     site = Site()
-    async with serving(site) as served, connect(served) as first, connect(served) as second:
+    async with serving(site) as served, keep_alive(served.port, REQUEST) as first, keep_alive(served.port, REQUEST) as second:
         assert await first.ask() == b"answer 1"  # seen once: answered in full, not remembered
         await second.send(REQUEST)
         head2, body2 = await second.response()  # seen twice: remembered
@@ -111,7 +80,7 @@ async def test_bytes_seen_twice_are_replayed_on_any_connection_and_observed_each
 
 async def test_a_reply_is_not_replayed_once_its_reuse_no_longer_holds():
     site = Site()
-    async with serving(site) as served, connect(served) as conn:
+    async with serving(site) as served, keep_alive(served.port, REQUEST) as conn:
         assert [await conn.ask() for _ in range(3)] == [b"answer 1", b"answer 2", b"answer 2"]
         site.valid = False
         assert await conn.ask() == b"answer 3"
@@ -122,7 +91,7 @@ async def test_a_reply_is_not_replayed_once_its_reuse_no_longer_holds():
 
 async def test_a_reply_is_not_replayed_after_its_window_nor_past_the_current_date_second():
     site = Site(window=0.2)
-    async with serving(site) as served, connect(served) as conn:
+    async with serving(site) as served, keep_alive(served.port, REQUEST) as conn:
         assert [await conn.ask() for _ in range(3)] == [b"answer 1", b"answer 2", b"answer 2"]
         await asyncio.sleep(0.25)
         assert await conn.ask() == b"answer 3"
@@ -138,7 +107,7 @@ async def test_a_reply_is_not_replayed_after_its_window_nor_past_the_current_dat
 async def test_different_bytes_split_chunks_and_pipelined_requests_are_answered_in_full():
     site = Site()
     other = REQUEST.replace(b"*/*", b"text/plain")
-    async with serving(site) as served, connect(served) as conn:
+    async with serving(site) as served, keep_alive(served.port, REQUEST) as conn:
         assert await conn.ask() == b"answer 1"
         assert await conn.ask(other) == b"answer 2"
         await conn.send(REQUEST[:20], REQUEST[20:], pause=0.05)
@@ -155,7 +124,7 @@ async def test_different_bytes_split_chunks_and_pipelined_requests_are_answered_
 
 async def test_nothing_is_replayed_while_draining():
     site = Site()
-    async with serving(site) as served, connect(served) as conn:
+    async with serving(site) as served, keep_alive(served.port, REQUEST) as conn:
         assert [await conn.ask() for _ in range(2)] == [b"answer 1", b"answer 2"]
         served.context.connections.draining = True
         await conn.send(REQUEST)

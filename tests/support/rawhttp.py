@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 MAX_READ = 16 * 1024 * 1024
@@ -139,3 +141,37 @@ def _dechunk(data: bytes) -> tuple[bytes, bytes] | None:
             return None
         body += data[:size]
         data = data[size + 2 :]
+
+
+class KeepAlive:
+    """One keep-alive client connection that sends whole chunks and reads one response each
+    (framed by Content-Length); ``ask()`` sends ``request`` unless given another."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> None:
+        self.reader, self.writer, self.request = reader, writer, request
+
+    async def send(self, *chunks: bytes, pause: float = 0.0) -> None:
+        for chunk in chunks:
+            self.writer.write(chunk)
+            await self.writer.drain()
+            if pause:
+                await asyncio.sleep(pause)
+
+    async def response(self) -> tuple[bytes, bytes]:
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = int(next(line for line in head.split(b"\r\n") if line.startswith(b"content-length:")).split(b":")[1])
+        return head, await self.reader.readexactly(length)
+
+    async def ask(self, request: bytes | None = None) -> bytes:
+        await self.send(request or self.request)
+        return (await self.response())[1]
+
+
+@asynccontextmanager
+async def keep_alive(port: int, request: bytes = b"") -> AsyncIterator[KeepAlive]:
+    """A :class:`KeepAlive` connection to 127.0.0.1:``port``, closed when the block ends."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        yield KeepAlive(reader, writer, request)
+    finally:
+        writer.close()
