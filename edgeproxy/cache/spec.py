@@ -104,6 +104,9 @@ class Revalidate:
     entry: CacheEntry
     age: float
     conditional_headers: Headers
+    by_request: bool = False
+    """The stored response is fresh; only the request's directives (no-cache, max-age,
+    min-fresh) forbid its use: RFC 9211 §2.2 ``fwd=request``, not ``stale``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,8 @@ class Miss:
     stale: CacheEntry | None = None
     """A stale entry with no validator, kept to answer if the fetch fails (stale-if-error, or
     disconnected: :func:`may_serve_stale_disconnected`)."""
+    by_request: bool = False
+    """As :attr:`Revalidate.by_request`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +167,12 @@ def decide_lookup(req_cc: Directives, entry: CacheEntry | None, now: float) -> L
             return StaleWhileRevalidate(entry, age)
     if only_if_cached:
         return OnlyIfCachedMiss()
+    # Only the request's directives can make a response that is fresh on its own unusable.
+    by_request = age < entry.fresh_for and not entry.no_cache
     conditional = conditional_headers(entry)
     if conditional:
-        return Revalidate(entry, age, conditional)
-    return Miss(CachePhase.EXPIRED, stale=entry)
+        return Revalidate(entry, age, conditional, by_request)
+    return Miss(CachePhase.EXPIRED, stale=entry, by_request=by_request)
 
 
 def conditional_headers(entry: CacheEntry) -> Headers:

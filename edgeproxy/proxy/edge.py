@@ -88,6 +88,8 @@ class Fetch:
     phase: CachePhase
     stale: CacheEntry | None = None
     conditional: Headers = ()
+    forward_reason: str | None = None
+    """Cache-Status ``fwd`` when the phase's own does not say why (``request``, RFC 9211 §2.2)."""
 
 
 @record
@@ -269,11 +271,13 @@ class Edge:
             case spec.StaleWhileRevalidate(entry=stale):
                 self._refresh_in_background(inc, policy, rk, stale)
                 return self._from_cache(req, stale, CachePhase.STALE_UPDATING, now, rk, tier=tier)
-            case spec.Revalidate(entry=stale, conditional_headers=conditional):
-                return await self._collapsed_fetch(Fetch(inc, policy, rk, req_cc, CachePhase.EXPIRED, stale, conditional))
-            case spec.Miss(phase=phase, stale=stale):
+            case spec.Revalidate(entry=stale, conditional_headers=conditional, by_request=by_request):
+                return await self._collapsed_fetch(
+                    Fetch(inc, policy, rk, req_cc, CachePhase.EXPIRED, stale, conditional, _fwd(by_request))
+                )
+            case spec.Miss(phase=phase, stale=stale, by_request=by_request):
                 phase = miss_phase if phase is CachePhase.MISS else phase
-                return await self._collapsed_fetch(Fetch(inc, policy, rk, req_cc, phase, stale))
+                return await self._collapsed_fetch(Fetch(inc, policy, rk, req_cc, phase, stale, (), _fwd(by_request)))
             case spec.OnlyIfCachedMiss():
                 return self._error_reply(504, "only-if-cached: no stored response fits", CachePhase.ONLY_IF_CACHED)
 
@@ -417,7 +421,8 @@ class Edge:
             resp.close()
             self._resolve(lead, Uncacheable())
             return self._from_cache(
-                req, f.stale, CachePhase.STALE, response_time, rk, fwd_status=resp.status, detail=f"origin-{resp.status}"
+                req, f.stale, CachePhase.STALE, response_time, rk, fwd_status=resp.status, detail=f"origin-{resp.status}",
+                forward_reason=f.forward_reason,
             )
 
         decision = spec.decide_store(req, f.req_cc, head, policy.rules, request_time=request_time, response_time=response_time)
@@ -440,7 +445,7 @@ class Edge:
         # (including private="field" / Set-Cookie ones the stored copy leaves out).
         reply = self._from_cache(
             req, entry, f.phase, response_time, rk, fwd_status=resp.status, stored=stored, headers=head.headers,
-            detail=None if stored else "too-many-variants",
+            detail=None if stored else "too-many-variants", forward_reason=f.forward_reason,
         )
         reply.origin_time = origin_time
         return reply
@@ -457,13 +462,18 @@ class Edge:
             entry = replace(stale, fields=pack_fields(tuple((k, v) for k, v in updated_headers if k != "age")), fresh_for=0.0)
             await self._forget(rk)
             self._resolve(lead, Uncacheable())
-            return self._from_cache(req, entry, CachePhase.REVALIDATED, answer.response_time, rk, fwd_status=304)
+            return self._from_cache(
+                req, entry, CachePhase.REVALIDATED, answer.response_time, rk, fwd_status=304, forward_reason=f.forward_reason
+            )
         entry = spec.freshened(
             stale, updated_headers, decision, request_time=answer.request_time, response_time=answer.response_time
         )
         await self._put(rk, entry, answer.response_time)
         self._resolve(lead, Filled(entry))
-        reply = self._from_cache(req, entry, CachePhase.REVALIDATED, answer.response_time, rk, fwd_status=304, stored=True)
+        reply = self._from_cache(
+            req, entry, CachePhase.REVALIDATED, answer.response_time, rk, fwd_status=304, stored=True,
+            forward_reason=f.forward_reason,
+        )
         reply.origin_time = answer.origin_time
         return reply
 
@@ -477,7 +487,7 @@ class Edge:
         if reason not in HFM_EXEMPT and resp.status < 500 and resp.status not in spec.POISONABLE:
             self.hit_for_miss.remember(f.rk.hash, self.clock() + f.policy.rules.hit_for_miss)
         self._resolve(lead, Uncacheable())
-        status = CacheStatus(f.phase, fwd_status=resp.status, detail=reason.value)
+        status = CacheStatus(f.phase, fwd_status=resp.status, forward_reason=f.forward_reason, detail=reason.value)
         reply = Reply(
             resp.status,
             self._delivery_headers(answer.head.headers, status),
@@ -624,13 +634,15 @@ class Edge:
         collapsed: bool = False,
         detail: str | None = None,
         headers: Headers | None = None,
+        forward_reason: str | None = None,
     ) -> Reply:
         """Deliver a stored response; ``headers`` (the origin's own fields, for the client whose
         request filled the cache) replaces its stored fields for this delivery."""
         ttl = spec.remaining_ttl(entry, now)
         hit_detail = detail or (tier.value if phase is CachePhase.HIT and tier is not Tier.NONE else None)
         status = CacheStatus(
-            phase, fwd_status=fwd_status, ttl=ttl, stored=stored, collapsed=collapsed, detail=hit_detail
+            phase, fwd_status=fwd_status, ttl=ttl, stored=stored, collapsed=collapsed, forward_reason=forward_reason,
+            detail=hit_detail,
         )
         # Stored fields already lack Age and the surrogate fields (spec drops them at store time).
         base = entry.headers if headers is None else [(k, v) for k, v in headers if k not in ORIGIN_ONLY_FIELDS]
@@ -672,15 +684,21 @@ class Edge:
             elif error.disconnected and spec.may_serve_stale_disconnected(f.stale, now):
                 because = "disconnected"
         if f.stale is not None and because is not None:
-            reply = self._from_cache(f.inc.head, f.stale, CachePhase.STALE, now, f.rk, detail=because)
+            reply = self._from_cache(
+                f.inc.head, f.stale, CachePhase.STALE, now, f.rk, detail=because, forward_reason=f.forward_reason
+            )
         else:
             log.warning("origin failure for key %s: %s", f.rk.hash.hex(), error)
-            reply = self._error_reply(error.status_hint, error.public_message, CachePhase.ERROR, detail=error.kind.value)
+            reply = self._error_reply(
+                error.status_hint, error.public_message, CachePhase.ERROR, error.kind.value, f.forward_reason
+            )
         reply.origin_error = error.kind.value
         return reply
 
-    def _error_reply(self, status: int, message: str, phase: CachePhase, detail: str | None = None) -> Reply:
-        cache_status = CacheStatus(phase, detail=detail or phase.value)
+    def _error_reply(
+        self, status: int, message: str, phase: CachePhase, detail: str | None = None, forward_reason: str | None = None
+    ) -> Reply:
+        cache_status = CacheStatus(phase, forward_reason=forward_reason, detail=detail or phase.value)
         headers = [
             ("content-type", "text/plain; charset=utf-8"),
             ("cache-control", "no-store"),
@@ -737,6 +755,11 @@ def _not_forwarded(keyed: tuple[str, ...], drop_conditionals: bool) -> frozenset
     one Range request cannot make a hot key uncacheable."""
     drop = hdrs.HOP_BY_HOP | hdrs.PROXY_SET | (hdrs.POISONING_HEADERS - set(keyed))
     return drop | hdrs.CONDITIONALS | {"range"} if drop_conditionals else drop
+
+
+def _fwd(by_request: bool) -> str | None:
+    """RFC 9211 §2.2: ``request`` when a fresh stored response was refused by the request itself."""
+    return "request" if by_request else None
 
 
 def _finish(headers: list[tuple[str, str]], status: CacheStatus) -> list[tuple[str, str]]:

@@ -149,6 +149,31 @@ def test_stale_without_validator_is_refetched_but_kept_for_errors() -> None:
 
 
 @pytest.mark.parametrize(
+    ("entry_cc", "at", "req_cc", "by_request"),
+    [
+        ("max-age=600", 0, "no-cache", True),
+        ("max-age=600", 100, "max-age=50", True),
+        ("max-age=600", 100, "min-fresh=550", True),
+        ("max-age=60", 100, "no-cache", False),
+        ("max-age=60", 100, "", False),
+        ("max-age=600, no-cache", 0, "", False),
+        ("max-age=600, no-cache", 0, "no-cache", False),
+    ],
+    ids=["req-no-cache-on-fresh", "req-max-age-on-fresh", "req-min-fresh-on-fresh", "req-no-cache-on-stale",
+         "stale", "response-no-cache", "both-no-cache"],
+)
+@pytest.mark.parametrize("validator", [{"etag": '"v1"'}, {}], ids=["revalidate", "refetch"])
+def test_forwarding_says_whether_only_the_request_refused_a_fresh_copy(
+    entry_cc: str, at: float, req_cc: str, by_request: bool, validator: dict[str, Any]
+) -> None:
+    """RFC 9211 §2.2: ``fwd=request`` when a fresh response was selected but the request's
+    directives did not allow its use; ``fwd=stale`` when the response itself needs validating."""
+    decision = lookup(make_entry(cache_control=entry_cc, **validator), at, req_cc)
+    assert isinstance(decision, spec.Revalidate if validator else spec.Miss)
+    assert decision.by_request is by_request
+
+
+@pytest.mark.parametrize(
     ("fields", "expected"),
     [({"etag": '"v1"'}, "Revalidate"), ({}, "Miss")],
     ids=["with-validator-revalidates", "without-validator-refetches"],

@@ -28,6 +28,8 @@ async def test_request_directive_forces_revalidation_of_a_fresh_copy(
     seen = await client.get("/d", headers={"Cache-Control": directive})
     assert seen.status == 200 and seen.body == b"stored"
     assert seen.cache_status.fwd_status == 304 and seen.cache_status.detail == "revalidated", seen
+    # RFC 9211 §2.2: the stored copy was fresh; the request's own directive sent it forward.
+    assert seen.cache_status.fwd == "request", seen
     assert origin.count("/d") == 2
     assert origin.last("/d").headers.get("If-None-Match") == '"v1"'
 
@@ -54,7 +56,7 @@ async def test_request_min_fresh_beyond_what_is_left_goes_to_the_origin(
     await client.get("/d")
     # §5.2.1.3: the client wants a response that stays fresh 120 s more; ours has < 60 s left.
     seen = await client.get("/d", headers={"Cache-Control": "min-fresh=120"})
-    assert not seen.cache_status.hit, seen
+    assert not seen.cache_status.hit and seen.cache_status.fwd == "request", seen
     assert origin.count("/d") == 2
 
 
