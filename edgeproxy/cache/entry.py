@@ -94,11 +94,6 @@ class CacheEntry:
         return key_url(self.key)
 
     @property
-    def size(self) -> int:
-        """Approximate bytes held: body, header fields and a fixed per-object overhead."""
-        return len(self.body) + len(self.fields) + len(self.key) + 256
-
-    @property
     def headers(self) -> Headers:
         """The stored fields as (name, value) pairs, parsed from ``fields`` on each use."""
         return tuple((name, value) for name, _, value in (line.partition(": ") for line in self.fields.split("\r\n")[:-1]))
