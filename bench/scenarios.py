@@ -51,6 +51,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("hit-50k", "pure cache hits on 16 URLs of 50 KB JSON", Workload(Kind.FIXED, blob_size=51_200)),
         Scenario("miss", "every request a new 2 KB URL: proxy + origin cost", Workload(Kind.UNIQUE, blob_size=2048)),
         Scenario("zipf", "100k URLs, Zipf popularity, mixed sizes (median 4 KB)", Workload(Kind.ZIPF)),
+        Scenario("zipf-l2", "zipf, edgeproxy's workers sharing a Redis L2 (peers as in zipf)", Workload(Kind.ZIPF),
+                 redis=True),
         Scenario("personalized", "demo item lists re-ranked per user (uid cookie, 10k users)",
                  Workload(Kind.PERSONALIZED), peers=False),
         Scenario("purge-storm", "Zipf load while prefix purges arrive every 250 ms", _WARM_ZIPF,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,11 @@ def test_zipf_scenario_hits_some() -> None:
     assert 0.0 < (leg.load.hit_ratio or 0) < 1.0
 
 
+def test_zipf_l2_scenario_shares_a_redis_between_the_workers() -> None:
+    leg = run_leg(dataclasses.replace(smoke_config("zipf-l2"), workers=2), Target.EDGEPROXY)
+    assert leg.load.errors == 0 and 0.0 < (leg.load.hit_ratio or 0) < 1.0
+
+
 def test_personalized_scenario_serves_lists() -> None:
     leg = run_leg(smoke_config("personalized"), Target.EDGEPROXY)
     assert leg.load.requests > 0 and leg.load.status_counts == {"200": leg.load.requests}
@@ -104,5 +110,5 @@ def test_results_file_and_report(origin_down_leg: Leg, tmp_path: Path) -> None:
 
 
 def test_every_scenario_has_a_smoke_test() -> None:
-    assert set(SCENARIOS) == {"hit-2k", "hit-2k-distinct", "hit-50k", "miss", "zipf", "personalized", "purge-storm",
+    assert set(SCENARIOS) == {"hit-2k", "hit-2k-distinct", "hit-50k", "miss", "zipf", "zipf-l2", "personalized", "purge-storm",
                               "origin-down", "redis-down"}
