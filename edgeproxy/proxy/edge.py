@@ -427,9 +427,9 @@ class Edge:
 
         decision = spec.decide_store(req, f.req_cc, head, policy.rules, request_time=request_time, response_time=response_time)
         if isinstance(decision, spec.NoStore):
-            return self._stream_uncached(f, answer, decision.reason, lead)
+            return await self._stream_uncached(f, answer, decision.reason, lead)
         if resp.content_length is not None and resp.content_length > policy.rules.max_object_size:
-            return self._stream_uncached(f, answer, NoCacheReason.TOO_LARGE, lead)
+            return await self._stream_uncached(f, answer, NoCacheReason.TOO_LARGE, lead)
         try:
             body, complete = await resp.read_up_to(policy.rules.max_object_size)
         except UpstreamError as error:
@@ -437,7 +437,7 @@ class Edge:
             self._resolve(lead, Failed(error))
             return self._origin_failed(f, error)
         if not complete:
-            return self._stream_uncached(f, answer, NoCacheReason.TOO_LARGE, lead, prefix=body)
+            return await self._stream_uncached(f, answer, NoCacheReason.TOO_LARGE, lead, prefix=body)
         entry, stored = await self._store(policy, rk, req, head, body, decision, request_time, response_time)
         self.hit_for_miss.forget(rk.hash)
         self._resolve(lead, Filled(entry))
@@ -460,7 +460,7 @@ class Edge:
         )
         if isinstance(decision, spec.NoStore):
             entry = replace(stale, fields=pack_fields(tuple((k, v) for k, v in updated_headers if k != "age")), fresh_for=0.0)
-            await self._forget(rk)
+            await self._forget(rk, stale)
             self._resolve(lead, Uncacheable())
             return self._from_cache(
                 req, entry, CachePhase.REVALIDATED, answer.response_time, rk, fwd_status=304, forward_reason=f.forward_reason
@@ -477,11 +477,16 @@ class Edge:
         reply.origin_time = answer.origin_time
         return reply
 
-    def _stream_uncached(
+    async def _stream_uncached(
         self, f: Fetch, answer: Answer, reason: NoCacheReason, lead: Lead | None, prefix: bytes = b""
     ) -> Reply:
         """Relay a response we do not store; waiters are released to fetch on their own."""
         resp = answer.response
+        if f.stale is not None and resp.status < 500:
+            # §4.3.3: a full response means the stored one is no longer suitable, stored or not:
+            # left in place it would be served again (stale-while-revalidate, stale-if-error).
+            # A 5xx may be treated as no answer at all, so it leaves the stored one be.
+            await self._forget(f.rk, f.stale)
         # Hit-for-miss marks what the origin says is uncacheable for everyone, not transient
         # failures (5xx) nor errors one client provoked for itself (400, 429, …).
         if reason not in HFM_EXEMPT and resp.status < 500 and resp.status not in spec.POISONABLE:
@@ -615,8 +620,9 @@ class Edge:
         for key, obj, ttl in self._placement(rk, entry, now):
             await self.store.put(key, obj, ttl)
 
-    async def _forget(self, rk: RequestKey) -> None:
-        await self.store.delete(rk.hash)
+    async def _forget(self, rk: RequestKey, entry: CacheEntry) -> None:
+        """Remove ``entry`` from where :meth:`_placement` keeps it (a variant, not its index)."""
+        await self.store.delete(key_hash(entry.key) if entry.vary else rk.hash)
 
     # ------------------------------------------------------------ replies
 

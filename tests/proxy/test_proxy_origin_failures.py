@@ -170,6 +170,36 @@ async def test_beyond_the_stale_if_error_window_the_error_reaches_the_client(
         assert refused.cache_status.detail == "connect"
 
 
+async def test_a_copy_the_origin_replaced_is_not_brought_back_by_a_later_error(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/replaced", headers={"Cache-Control": "max-age=1, stale-if-error=60", "ETag": '"old"'}, body="old")
+    await client.get("/replaced")
+    await asyncio.sleep(1.1)
+    origin.set("/replaced", headers={"Cache-Control": "no-store"}, body="new")
+    replaced = await client.get("/replaced")
+    assert replaced.body == b"new" and replaced.cache_status.fwd_status == 200, replaced
+
+    # §4.3.3: the stored copy was superseded by a full response, so stale-if-error has
+    # nothing of this resource left to serve.
+    origin.set("/replaced", status=500, headers={"Cache-Control": "no-store"}, body="broken")
+    errored = await client.get("/replaced")
+    assert errored.status == 500 and errored.body == b"broken", errored
+
+
+async def test_an_error_while_revalidating_leaves_the_stale_copy_for_the_next_error(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/flaky", headers={"Cache-Control": "max-age=1, stale-if-error=60", "ETag": '"f"'}, body="kept")
+    await client.get("/flaky")
+    await asyncio.sleep(1.1)
+    # §4.3.3: a 5xx while validating may be treated as no answer: the copy stays usable.
+    origin.set("/flaky", status=500, headers={"Cache-Control": "no-store"}, body="broken")
+    for _ in range(2):
+        seen = await client.get("/flaky")
+        assert seen.status == 200 and seen.body == b"kept" and seen.cache_status.fwd_status == 500, seen
+
+
 async def test_must_revalidate_forbids_serving_stale_on_error(client: ProxyClient, origin: ProgrammableOrigin):
     origin.set(
         "/strict", headers={"Cache-Control": "max-age=1, must-revalidate, stale-if-error=60", "ETag": '"m"'}, body="x"

@@ -101,3 +101,22 @@ async def test_stopping_the_proxy_ends_a_background_refresh_still_waiting_for_th
     # Leaving the block stopped the proxy: the refresh, 30 s from an answer, was cancelled.
     assert loop.time() - started < 5
     assert all(task.done() for task in refreshing)
+
+
+async def test_a_refresh_answered_with_an_unstorable_response_retires_the_stale_copy(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/swr-gone", headers={"Cache-Control": "max-age=1, stale-while-revalidate=30", "ETag": '"old"'}, body="old")
+    await client.get("/swr-gone")
+    origin.set("/swr-gone", headers={"Cache-Control": "no-store", "ETag": '"new"'}, body="new")
+    await asyncio.sleep(1.1)
+
+    stale = await client.get("/swr-gone")
+    assert stale.body == b"old" and stale.cache_status.detail == "stale-updating", stale
+    await wait_until(lambda: origin.count("/swr-gone") == 2, what="the background refresh reaching the origin")
+    # RFC 9111 §4.3.3: the full answer to the conditional refresh says the stored copy is no
+    # longer suitable; it is not served again, though the new one could not be stored.
+    for _ in range(3):
+        seen = await client.get("/swr-gone")
+        assert seen.body == b"new" and not seen.cache_status.hit, seen
+    assert origin.count("/swr-gone") == 5
