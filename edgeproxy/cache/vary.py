@@ -3,6 +3,8 @@ semantically equal requests share a variant."""
 
 from __future__ import annotations
 
+import re
+
 from edgeproxy.cache.entry import Headers
 from edgeproxy.cache.message import RequestHead
 
@@ -26,15 +28,37 @@ def vary_names(vary_value: str | None) -> tuple[str, ...] | None:
 
 def normalize(name: str, value: str | None) -> str:
     """§4.1 allows normalizing "by combining multiple header field lines ... or normalizing
-    whitespace"; list-valued negotiation headers are also order- and case-insensitive here."""
+    whitespace". The negotiation headers' tokens are case-insensitive too, a member repeated adds
+    nothing, and members are put in descending qvalue order, which is what the qvalues say anyway.
+    Members of equal qvalue keep their order: origins break ties by it (RFC 9110 §12.5.4), so
+    ``fr, en`` and ``en, fr`` may well be answered in different languages."""
     if value is None:
         return ABSENT
     if name in _LIST_VALUED:
-        parts = sorted({"".join(p.split()).lower() for p in value.split(",") if p.strip()})
-        return ",".join(parts)
+        members = list(dict.fromkeys("".join(p.split()).lower() for p in value.split(",") if p.strip()))
+        return ",".join(_by_preference(members))
     return ",".join(" ".join(p.split()) for p in value.split(",") if p.strip())
 
 
 def selecting_headers(names: tuple[str, ...], req: RequestHead) -> Headers:
     """The (name, normalized value) pairs that pick this request's variant."""
     return tuple((name, normalize(name, req.header(name))) for name in names)
+
+
+_QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
+"""RFC 9110 §12.4.2 ``qvalue``."""
+
+
+def _by_preference(members: list[str]) -> list[str]:
+    """Lower-cased, space-free members sorted by descending qvalue (a stable sort); as listed
+    when any qvalue is malformed, since its meaning then depends on the origin's parser."""
+    weights = []
+    for member in members:
+        weight = "1"
+        for param in member.split(";")[1:]:
+            if param.startswith("q="):
+                weight = param[2:]
+        if _QVALUE.fullmatch(weight) is None:
+            return members
+        weights.append(float(weight))
+    return [m for _, m in sorted(zip(weights, members, strict=True), key=lambda pair: -pair[0])]

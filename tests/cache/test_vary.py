@@ -34,14 +34,17 @@ def test_vary_names(value: str | None, names: tuple[str, ...] | None) -> None:
 @pytest.mark.parametrize(
     ("name", "a", "b"),
     [
-        ("accept-language", "en, de", "de, en"),
         ("accept-language", "en, de", "eN, De"),
         ("accept-language", "en, de", " en ,   de"),
-        ("accept-encoding", "gzip, br", "br,gzip"),
+        ("accept-language", "en, de", "en, de, en"),
+        ("accept-encoding", "gzip, br", "GZIP,br"),
+        ("accept-language", "en;q=0.5, de", "de, en;q=0.5"),
+        ("accept-language", "fr, en;q=0.1, de;q=0.8", "en;q=0.1, fr, de;q=0.8"),
         ("foo", "1,2", " 1, 2 "),
         ("foo", "a  b", "a b"),
     ],
-    ids=["lang-order", "lang-case", "lang-space", "encoding-order", "list-space", "inner-whitespace"],
+    ids=["lang-case", "lang-space", "lang-repeated", "encoding-case", "lang-qvalue-order", "lang-qvalue-order-3",
+         "list-space", "inner-whitespace"],
 )
 def test_equivalent_values_select_the_same_variant(name: str, a: str, b: str) -> None:
     """§4.1: a cache MAY normalize whitespace and combine field lines before matching."""
@@ -51,11 +54,15 @@ def test_equivalent_values_select_the_same_variant(name: str, a: str, b: str) ->
 @pytest.mark.parametrize(
     ("name", "a", "b"),
     [("foo", "1", "2"), ("foo", "1", None), ("foo", "", None), ("user-agent", "A", "a"),
-     ("accept-encoding", "gzip;q=0", "gzip")],
-    ids=["different", "present-vs-absent", "empty-vs-absent", "case-kept-for-other-fields", "qvalues-kept"],
+     ("accept-encoding", "gzip;q=0", "gzip"), ("accept-language", "fr, en", "en, fr"),
+     ("accept-encoding", "gzip, br", "br, gzip"), ("accept-language", "fr;q=0.5, en;q=0.5", "en;q=0.5, fr;q=0.5"),
+     ("accept-language", "fr;q=x, en", "en, fr;q=x")],
+    ids=["different", "present-vs-absent", "empty-vs-absent", "case-kept-for-other-fields", "qvalues-kept",
+         "lang-order-kept", "encoding-order-kept", "equal-qvalues-order-kept", "malformed-qvalue-order-kept"],
 )
 def test_different_values_select_different_variants(name: str, a: str | None, b: str | None) -> None:
-    """§4.1: an absent field only matches another absent field."""
+    """§4.1: an absent field only matches another absent field; §4.1 allows reordering only
+    where order has no meaning, and RFC 9110 §12.5.4 says equal qvalues may be ranked by it."""
     assert normalize(name, a) != normalize(name, b)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.proxy.harness import ProxyClient
 from tests.support.origin import ProgrammableOrigin
 
@@ -41,10 +43,37 @@ async def test_header_values_that_differ_only_in_case_and_spacing_share_a_varian
 ):
     origin.set("/greeting", headers=VARY_LANGUAGE, body="hi")
     await client.get("/greeting", headers={"Accept-Language": "en-US,fr"})
-    for spelling in ("en-us, fr", "EN-US ,  FR", "fr, en-US"):
+    for spelling in ("en-us, fr", "EN-US ,  FR", "en-US, fr, en-us"):
         seen = await client.get("/greeting", headers={"Accept-Language": spelling})
         assert seen.cache_status.hit, (spelling, seen)
     assert origin.count("/greeting") == 1
+
+
+async def test_languages_listed_in_another_order_are_another_variant(client: ProxyClient, origin: ProgrammableOrigin):
+    """RFC 9110 §12.5.4: with equal qvalues an origin may prefer the language listed first."""
+    origin.set("/greeting", headers=VARY_LANGUAGE, body="bonjour")
+    await client.get("/greeting", headers={"Accept-Language": "fr, en"})
+    origin.set("/greeting", headers=VARY_LANGUAGE, body="hello")
+    seen = await client.get("/greeting", headers={"Accept-Language": "en, fr"})
+    assert seen.body == b"hello" and seen.cache_status.fwd == "vary-miss", seen
+
+
+async def test_a_variant_the_origin_no_longer_lets_us_keep_leaves_the_others_stored(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    short = {**VARY_LANGUAGE, "Cache-Control": "max-age=1", "ETag": '"v"'}
+    origin.set("/greeting", headers=short, body="hello")
+    await client.get("/greeting", headers={"Accept-Language": "en"})
+    origin.set("/greeting", headers={**VARY_LANGUAGE, "ETag": '"v"'}, body="bonjour")
+    await client.get("/greeting", headers={"Accept-Language": "fr"})
+    await asyncio.sleep(1.1)
+    origin.set("/greeting", headers={"Vary": "Accept-Language", "Cache-Control": "no-store"}, body="hi")
+
+    english = await client.get("/greeting", headers={"Accept-Language": "en"})
+    assert english.body == b"hi" and not english.cache_status.hit, english
+    # Only the English variant was superseded; the French one and the variant index stay.
+    french = await client.get("/greeting", headers={"Accept-Language": "fr"})
+    assert french.body == b"bonjour" and french.cache_status.hit, french
 
 
 async def test_vary_star_is_never_stored(client: ProxyClient, origin: ProgrammableOrigin):
