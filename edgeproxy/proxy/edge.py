@@ -438,14 +438,14 @@ class Edge:
             return self._origin_failed(f, error)
         if not complete:
             return await self._stream_uncached(f, answer, NoCacheReason.TOO_LARGE, lead, prefix=body)
-        entry, stored = await self._store(policy, rk, req, head, body, decision, request_time, response_time)
+        entry, not_stored = await self._store(policy, rk, req, head, body, decision, request_time, response_time)
         self.hit_for_miss.forget(rk.hash)
         self._resolve(lead, Filled(entry))
         # The client whose request filled the cache gets the origin's own header fields
         # (including private="field" / Set-Cookie ones the stored copy leaves out).
         reply = self._from_cache(
-            req, entry, f.phase, response_time, rk, fwd_status=resp.status, stored=stored, headers=head.headers,
-            detail=None if stored else "too-many-variants", forward_reason=f.forward_reason,
+            req, entry, f.phase, response_time, rk, fwd_status=resp.status, stored=not_stored is None,
+            headers=head.headers, detail=not_stored, forward_reason=f.forward_reason,
         )
         reply.origin_time = origin_time
         return reply
@@ -468,10 +468,10 @@ class Edge:
         entry = spec.freshened(
             stale, updated_headers, decision, request_time=answer.request_time, response_time=answer.response_time
         )
-        await self._put(rk, entry, answer.response_time)
+        stored = await self._put(rk, entry, answer.response_time)
         self._resolve(lead, Filled(entry))
         reply = self._from_cache(
-            req, entry, CachePhase.REVALIDATED, answer.response_time, rk, fwd_status=304, stored=True,
+            req, entry, CachePhase.REVALIDATED, answer.response_time, rk, fwd_status=304, stored=stored,
             forward_reason=f.forward_reason,
         )
         reply.origin_time = answer.origin_time
@@ -580,8 +580,8 @@ class Edge:
         decision: spec.Store,
         request_time: float,
         response_time: float,
-    ) -> tuple[CacheEntry, bool]:
-        """Build the entry and store it; False when it was not stored (too many variants)."""
+    ) -> tuple[CacheEntry, str | None]:
+        """Build the entry and store it; the second item says why it was not stored (None: it was)."""
         names = vary_names(head.header("vary")) or ()
         vary_pairs = selecting_headers(names, req) if names else ()
         key_text = variant_key_text(rk.text, vary_pairs) if names else rk.text
@@ -591,24 +591,28 @@ class Edge:
         )
         if policy.personalize is not None and self.personalize is not None:
             entry = self.personalize.prepare_entry(entry, policy.personalize)
+        placement = self._placement(rk, entry, response_time)
+        if not placement:
+            # Stale on arrival with no validator and no stale window: nothing could ever use it.
+            return entry, "expired-on-arrival"
         if not names:
-            await self._put(rk, entry, response_time)
-            return entry, True
+            await self.store.put(*placement[0])
+            return entry, None
         variant = key_hash(key_text).hex()
         known = await self.store.get(rk.hash)
         variants = known.variants if isinstance(known, VaryIndex) and known.header_names == names else ()
         if variant not in variants:
             if len(variants) >= MAX_VARIANTS:
                 # Serve it, but do not let one URL's Vary'd header fill the cache.
-                return entry, False
+                return entry, "too-many-variants"
             variants = (*variants, variant)
         index = VaryIndex(
             key=rk.text, header_names=names, stored_at=response_time,
             fresh_for=self.max_object_lifetime, variants=variants,
         )
         # Index and variant in one L2 round trip, so a peer rarely finds one without the other.
-        await self.store.put_many([(rk.hash, index, self.max_object_lifetime), *self._placement(rk, entry, response_time)])
-        return entry, True
+        await self.store.put_many([(rk.hash, index, self.max_object_lifetime), *placement])
+        return entry, None
 
     def _placement(self, rk: RequestKey, entry: CacheEntry, now: float) -> list[tuple[bytes, StoredObject, float]]:
         """Where and how long ``entry`` is kept (a variant under its own key); nothing when it is
@@ -616,9 +620,12 @@ class Edge:
         ttl = min(spec.storage_ttl(entry, now), self.max_object_lifetime)
         return [(key_hash(entry.key) if entry.vary else rk.hash, entry, ttl)] if ttl > 0 else []
 
-    async def _put(self, rk: RequestKey, entry: CacheEntry, now: float) -> None:
-        for key, obj, ttl in self._placement(rk, entry, now):
+    async def _put(self, rk: RequestKey, entry: CacheEntry, now: float) -> bool:
+        """Store ``entry`` where it belongs; False when it is already too old to keep."""
+        placement = self._placement(rk, entry, now)
+        for key, obj, ttl in placement:
             await self.store.put(key, obj, ttl)
+        return bool(placement)
 
     async def _forget(self, rk: RequestKey, entry: CacheEntry) -> None:
         """Remove ``entry`` from where :meth:`_placement` keeps it (a variant, not its index)."""

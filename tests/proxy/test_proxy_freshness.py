@@ -125,6 +125,23 @@ async def test_age_includes_the_age_the_origin_reported(client: ProxyClient, ori
     assert hit.cache_status.hit
 
 
+async def test_a_response_too_old_to_keep_is_served_but_not_reported_stored(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    # Older than its lifetime on arrival, with no validator and no stale window: nothing could use it.
+    origin.set("/too-old", headers={"Cache-Control": "max-age=100", "Age": "300"}, body="x")
+    first = await client.get("/too-old")
+    assert first.body == b"x" and first.age == 300, first
+    # RFC 9211 §2.6: "stored" says whether the cache stored the response.
+    assert not first.cache_status.stored and first.cache_status.detail == "expired-on-arrival", first
+    assert not (await client.get("/too-old")).cache_status.hit
+    assert origin.count("/too-old") == 2
+
+    # With a validator it is kept (for a 304 later), and says so.
+    origin.set("/too-old-etag", headers={"Cache-Control": "max-age=100", "Age": "300", "ETag": '"e"'}, body="x")
+    assert (await client.get("/too-old-etag")).cache_status.stored
+
+
 async def test_via_is_on_every_response(client: ProxyClient, origin: ProgrammableOrigin):
     origin.set("/via", headers={"Cache-Control": "max-age=60", "Via": "1.1 origin-lb"}, body="x")
     for seen in (await client.get("/via"), await client.get("/via"), await client.get("/nothing-programmed")):
