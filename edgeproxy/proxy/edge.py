@@ -23,7 +23,7 @@ from edgeproxy.cache.key import key_hash, variant_key_text
 from edgeproxy.cache.message import RequestHead, ResponseHead
 from edgeproxy.cache.phases import CachePhase, NoCacheReason
 from edgeproxy.cache.record import record
-from edgeproxy.cache.status import CacheStatus
+from edgeproxy.cache.status import CacheStatus, forwarded_because
 from edgeproxy.cache.vary import selecting_headers, vary_names
 from edgeproxy.policies.keying import RequestKey, request_key
 from edgeproxy.policies.match import PolicySet
@@ -417,7 +417,11 @@ class Edge:
             bogus = UpstreamError(UpstreamFailure.PROTOCOL, "origin answered 304 to an unconditional request")
             self._resolve(lead, Failed(bogus))
             return self._origin_failed(f, bogus)
-        if resp.status in STALE_IF_ERROR_STATUSES and f.stale is not None and spec.may_serve_stale_on_error(f.stale, response_time):
+        if (
+            resp.status in STALE_IF_ERROR_STATUSES
+            and f.stale is not None
+            and spec.may_serve_stale_on_error(f.stale, response_time, f.req_cc)
+        ):
             resp.close()
             self._resolve(lead, Uncacheable())
             return self._from_cache(
@@ -482,15 +486,15 @@ class Edge:
     ) -> Reply:
         """Relay a response we do not store; waiters are released to fetch on their own."""
         resp = answer.response
-        if f.stale is not None and resp.status < 500:
-            # §4.3.3: a full response means the stored one is no longer suitable, stored or not:
-            # left in place it would be served again (stale-while-revalidate, stale-if-error).
-            # A 5xx may be treated as no answer at all, so it leaves the stored one be.
-            await self._forget(f.rk, f.stale)
-        # Hit-for-miss marks what the origin says is uncacheable for everyone, not transient
-        # failures (5xx) nor errors one client provoked for itself (400, 429, …).
-        if reason not in HFM_EXEMPT and resp.status < 500 and resp.status not in spec.POISONABLE:
+        # What the origin says of the resource for everyone: not transient failures (5xx), errors
+        # one client provoked for itself (400, 429, …) nor answers for this request or user alone.
+        for_everyone = reason not in HFM_EXEMPT and resp.status < 500 and resp.status not in spec.POISONABLE
+        if for_everyone:
             self.hit_for_miss.remember(f.rk.hash, self.clock() + f.policy.rules.hit_for_miss)
+            if f.stale is not None:
+                # §4.3.3: a full response means the stored one is no longer suitable, stored or
+                # not: left in place, stale-while-revalidate or stale-if-error would serve it again.
+                await self._forget(f.rk, f.stale)
         self._resolve(lead, Uncacheable())
         status = CacheStatus(f.phase, fwd_status=resp.status, forward_reason=f.forward_reason, detail=reason.value)
         reply = Reply(
@@ -691,11 +695,14 @@ class Edge:
         §4.2.4 while disconnected from the origin), else 502/504."""
         now = self.clock()
         because = None
+        status = error.status_hint
         if f.stale is not None:
-            if spec.may_serve_stale_on_error(f.stale, now):
+            if spec.may_serve_stale_on_error(f.stale, now, f.req_cc):
                 because = f"origin-{error.kind.value}"
             elif error.disconnected and spec.may_serve_stale_disconnected(f.stale, now):
                 because = "disconnected"
+            elif error.disconnected and f.stale.must_revalidate:
+                status = 504  # §5.2.2.2: disconnected, it "SHOULD be 504 (Gateway Timeout)"
         if f.stale is not None and because is not None:
             reply = self._from_cache(
                 f.inc.head, f.stale, CachePhase.STALE, now, f.rk, detail=because, forward_reason=f.forward_reason
@@ -703,7 +710,8 @@ class Edge:
         else:
             log.warning("origin failure for key %s: %s", f.rk.hash.hex(), error)
             reply = self._error_reply(
-                error.status_hint, error.public_message, CachePhase.ERROR, error.kind.value, f.forward_reason
+                status, error.public_message, CachePhase.ERROR, error.kind.value,
+                f.forward_reason or forwarded_because(f.phase),
             )
         reply.origin_error = error.kind.value
         return reply
