@@ -188,11 +188,13 @@ def conditional_headers(entry: CacheEntry) -> Headers:
     return tuple(headers)
 
 
-def may_serve_stale_on_error(entry: CacheEntry, now: float) -> bool:
-    """RFC 5861 §4: a stale response may answer an origin error within stale-if-error, unless
-    must-revalidate/proxy-revalidate/s-maxage (§5.2.2.2) or no-cache (§5.2.2.4) forbid its
-    use without validation."""
-    return _stale_within(entry, now, entry.stale_if_error)
+def may_serve_stale_on_error(entry: CacheEntry, now: float, req_cc: Directives | None = None) -> bool:
+    """RFC 5861 §4: a stale response may answer an origin error within stale-if-error, the
+    response's or the request's (whose "scope of application is the request it appears in"),
+    unless must-revalidate/proxy-revalidate/s-maxage (§5.2.2.2) or no-cache (§5.2.2.4) forbid
+    its use without validation."""
+    asked = req_cc.seconds("stale-if-error") if req_cc is not None else None
+    return _stale_within(entry, now, max(entry.stale_if_error, float(asked or 0)))
 
 
 def may_serve_stale_disconnected(entry: CacheEntry, now: float) -> bool:

@@ -20,6 +20,11 @@ _FWD = {
 }
 
 
+def forwarded_because(phase: CachePhase) -> str:
+    """RFC 9211 §2.2 ``fwd``: why a request in ``phase`` went to the origin."""
+    return _FWD.get(phase, "miss")
+
+
 @record
 class CacheStatus:
     phase: CachePhase
@@ -41,7 +46,7 @@ class CacheStatus:
         if hit:
             parts.append("hit")
         elif self.phase is not CachePhase.ONLY_IF_CACHED:
-            parts.append(f"fwd={self.forward_reason or _FWD.get(self.phase, 'miss')}")
+            parts.append(f"fwd={self.forward_reason or forwarded_because(self.phase)}")
             if self.fwd_status is not None:
                 parts.append(f"fwd-status={self.fwd_status}")
         if self.ttl is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from edgeproxy.cache import spec
+from edgeproxy.cache.directives import parse_cache_control
 from edgeproxy.cache.rules import CacheRules
 
 from .factories import T0, make_entry
@@ -51,3 +52,23 @@ def test_policy_window_applies_when_origin_sends_none() -> None:
 def test_policy_window_cannot_override_must_revalidate() -> None:
     entry = make_entry(cache_control="max-age=60, must-revalidate", rules=CacheRules(stale_if_error=120))
     assert not spec.may_serve_stale_on_error(entry, T0 + 100)
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "req_cc", "at", "allowed"),
+    [
+        ("max-age=60", "stale-if-error=60", 100, True),
+        ("max-age=60", "stale-if-error=30", 100, False),
+        ("max-age=60, stale-if-error=60", "stale-if-error=10", 100, True),
+        ("max-age=60, must-revalidate", "stale-if-error=600", 100, False),
+        ("max-age=60, no-cache", "stale-if-error=600", 100, False),
+        ("max-age=60", "stale-if-error=junk", 100, False),
+    ],
+    ids=["request-allows", "beyond-request-window", "response-window-still-applies", "must-revalidate-forbids",
+         "no-cache-forbids", "invalid-is-0"],
+)
+def test_the_request_may_allow_a_stale_answer_to_an_error(cache_control: str, req_cc: str, at: float, allowed: bool) -> None:
+    """RFC 5861 §4: as a request directive, stale-if-error applies to that request alone, and
+    never where RFC 9111 forbids stale use."""
+    entry = make_entry(cache_control=cache_control)
+    assert spec.may_serve_stale_on_error(entry, T0 + at, parse_cache_control(req_cc)) is allowed

@@ -200,6 +200,20 @@ async def test_an_error_while_revalidating_leaves_the_stale_copy_for_the_next_er
         assert seen.status == 200 and seen.body == b"kept" and seen.cache_status.fwd_status == 500, seen
 
 
+async def test_a_client_may_accept_a_stale_answer_to_an_error_for_itself(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/lenient", headers={"Cache-Control": "max-age=1", "ETag": '"l"'}, body="kept")
+    await client.get("/lenient")
+    origin.set("/lenient", status=500, headers={"Cache-Control": "no-store"}, body="broken")
+    await asyncio.sleep(1.1)
+    # RFC 5861 §4: the request's stale-if-error applies to that request alone.
+    lenient = await client.get("/lenient", headers={"Cache-Control": "stale-if-error=60"})
+    assert lenient.status == 200 and lenient.body == b"kept" and lenient.cache_status.fwd_status == 500, lenient
+    strict = await client.get("/lenient")
+    assert strict.status == 500 and strict.body == b"broken", strict
+
+
 async def test_must_revalidate_forbids_serving_stale_on_error(client: ProxyClient, origin: ProgrammableOrigin):
     origin.set(
         "/strict", headers={"Cache-Control": "max-age=1, must-revalidate, stale-if-error=60", "ETag": '"m"'}, body="x"
@@ -211,6 +225,27 @@ async def test_must_revalidate_forbids_serving_stale_on_error(client: ProxyClien
     seen = await client.get("/strict")
     assert seen.status in (503, 504), seen
     assert seen.body != b"x"
+
+
+async def test_must_revalidate_with_the_origin_unreachable_is_a_504(
+    start_proxy: StartProxy, origin: ProgrammableOrigin, origin_url: str
+):
+    """RFC 9111 §5.2.2.2: disconnected, the cache "MUST generate an error response rather than
+    reuse the stale response. The generated status code SHOULD be 504 (Gateway Timeout)"."""
+    origin.set("/strict", headers={"Cache-Control": "max-age=1, must-revalidate", "ETag": '"m"'}, body="x")
+    async with (
+        FaultProxy("127.0.0.1", origin_port(origin_url)) as fault,
+        start_proxy(fault.url) as proxy,
+        proxy_client(proxy.url) as client,
+    ):
+        await client.get("/strict")
+        await fault.set(Fault.REFUSE)
+        await asyncio.sleep(1.1)
+        seen = await client.get("/strict")
+        assert seen.status == 504 and seen.body != b"x", seen
+        assert seen.cache_status.fwd == "stale" and seen.cache_status.detail == "connect", seen
+        # Nothing stored to fall back on: a refused connection stays a 502.
+        assert (await client.get("/never-stored")).status == 502
 
 
 CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nTransfer-Encoding: chunked\r\n\r\n"
