@@ -322,8 +322,12 @@ def decide_store(
     if isinstance(lifetime, NoStore):
         return lifetime
     fresh_for, heuristic = lifetime
-    # §5.2.2.2 / §5.2.2.8 / §5.2.2.10: no stale use without validation.
-    must_revalidate = "must-revalidate" in cc or "proxy-revalidate" in cc or "s-maxage" in cc
+    # §5.2.2.2 / §5.2.2.8 / §5.2.2.10: no stale use without validation. s-maxage implies it only
+    # where the origin does not allow stale use outright in the same directives: RFC 5861 §4 has
+    # stale-if-error apply "regardless of other freshness information", and
+    # `s-maxage=1, stale-while-revalidate=59` (Next.js ISR) means what it says at every CDN.
+    explicit_stale = "stale-while-revalidate" in cc or "stale-if-error" in cc
+    must_revalidate = "must-revalidate" in cc or "proxy-revalidate" in cc or ("s-maxage" in cc and not explicit_stale)
     no_cache = "no-cache" in cc and not cc.field_names("no-cache") and rules.force_ttl is None
     forbids_stale = must_revalidate or no_cache  # §4.2.4: no stale response when prohibited
     return Store(

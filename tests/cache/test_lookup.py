@@ -111,13 +111,15 @@ def test_request_directives(entry_cc: str, at: float, req_cc: str, expected: str
         ("max-age=60, stale-while-revalidate=30", 89, "", "StaleWhileRevalidate"),
         ("max-age=60, stale-while-revalidate=30", 90, "", "Miss"),
         ("max-age=60, stale-while-revalidate=30, must-revalidate", 70, "", "Miss"),
-        ("s-maxage=60, stale-while-revalidate=30", 70, "", "Miss"),
+        ("s-maxage=60, stale-while-revalidate=30", 70, "", "StaleWhileRevalidate"),
+        ("s-maxage=60, stale-while-revalidate=30, proxy-revalidate", 70, "", "Miss"),
         ("max-age=60, stale-while-revalidate=30, no-cache", 0, "", "Miss"),
         ("max-age=60, stale-while-revalidate=30", 70, "no-cache", "Miss"),
         ("max-age=60, stale-while-revalidate=30", 70, "max-age=65", "Miss"),
         ("max-age=60, stale-while-revalidate=30", 30, "min-fresh=40", "Miss"),
     ],
-    ids=["inside-window", "window-end", "after-window", "must-revalidate-forbids", "s-maxage-forbids",
+    ids=["inside-window", "window-end", "after-window", "must-revalidate-forbids", "s-maxage-allows",
+         "proxy-revalidate-forbids",
          "no-cache-forbids", "request-no-cache-forbids", "request-max-age-forbids", "request-min-fresh-forbids"],
 )
 def test_stale_while_revalidate(cache_control: str, at: float, req_cc: str, expected: str) -> None:

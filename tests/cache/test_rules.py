@@ -87,11 +87,12 @@ def test_default_ttl_only_for_heuristically_cacheable_status() -> None:
         ("max-age=60", CacheRules(stale_while_revalidate=10, stale_if_error=20), (10, 20)),
         ("max-age=60, stale-while-revalidate=30", CacheRules(stale_while_revalidate=10), (30, 0)),
         ("max-age=60, stale-while-revalidate=30, must-revalidate", CacheRules(stale_if_error=20), (0, 0)),
-        ("s-maxage=60, stale-if-error=300", CacheRules(), (0, 0)),
+        ("s-maxage=60, stale-if-error=300", CacheRules(), (0, 300)),
+        ("s-maxage=60", CacheRules(stale_while_revalidate=10, stale_if_error=20), (0, 0)),
         ("max-age=60, stale-if-error=300, no-cache", CacheRules(), (0, 0)),
     ],
     ids=["none", "from-origin", "policy-default", "origin-beats-policy", "must-revalidate-forbids",
-         "s-maxage-forbids", "no-cache-forbids"],
+         "s-maxage-yields-to-the-origins-own-window", "s-maxage-forbids-policy-windows", "no-cache-forbids"],
 )
 def test_stale_windows(cache_control: str, rules: CacheRules, windows: tuple[float, float]) -> None:
     """RFC 5861 windows, zero where RFC 9111 §4.2.4 forbids serving stale."""

@@ -120,3 +120,17 @@ async def test_a_refresh_answered_with_an_unstorable_response_retires_the_stale_
         seen = await client.get("/swr-gone")
         assert seen.body == b"new" and not seen.cache_status.hit, seen
     assert origin.count("/swr-gone") == 5
+
+
+async def test_the_isr_header_s_maxage_with_stale_while_revalidate_serves_stale(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    # s-maxage implies proxy-revalidate (RFC 9111 §5.2.2.10), but the same origin allowing stale
+    # use outright is the header every CDN honours (Next.js incremental static regeneration).
+    origin.set("/isr", headers={"Cache-Control": "s-maxage=1, stale-while-revalidate=59"}, body="built")
+    await client.get("/isr")
+    origin.set("/isr", headers={"Cache-Control": "s-maxage=1, stale-while-revalidate=59"}, body="rebuilt")
+    await asyncio.sleep(1.1)
+    stale = await client.get("/isr")
+    assert stale.body == b"built" and stale.cache_status.detail == "stale-updating", stale
+    await wait_until(lambda: origin.count("/isr") == 2, what="the background rebuild")
