@@ -106,6 +106,16 @@ def parse_bench_lines(
     return percentiles, timeline, statuses
 
 
+def budget_span_s(stdout: str) -> float | None:
+    """Seconds from the first request to the last answer when every thread stopped at its request
+    budget (the script's ``BENCH_SPAN first_us last_us``): wrk itself runs on to ``--duration``."""
+    for line in stdout.splitlines():
+        if line.startswith("BENCH_SPAN "):
+            first, last = map(int, line.split()[1:3])
+            return (last - first) / 1e6
+    return None
+
+
 def to_load_result(stdout: str, start_at: float | None = None) -> LoadResult:
     """Combine wrk's text report (totals, socket errors) with the script's lines (everything else)."""
     summary = parse_wrk_output(stdout)
@@ -113,7 +123,7 @@ def to_load_result(stdout: str, start_at: float | None = None) -> LoadResult:
     percentiles_us = grid_us or summary.latency_us
     return LoadResult(
         generator="wrk",
-        duration_s=summary.duration_s,
+        duration_s=budget_span_s(stdout) or summary.duration_s,
         percentiles_ms={f"p{p:g}": percentiles_us[p] / 1000.0 for p in (50.0, 90.0, 99.0, 99.9) if p in percentiles_us},
         cdf_ms=[(us / 1000.0, p / 100.0) for p, us in sorted(percentiles_us.items())],
         timeline=timeline,

@@ -23,6 +23,20 @@ local unique_base, unique_stride = --[[UNIQUE_BASE]], --[[UNIQUE_STRIDE]]
 local percentiles = { --[[PERCENTILES]] }
 local max_per_thread = tonumber(os.getenv("BENCH_MAX_PER_THREAD") or "")
 
+-- A thread that stops at its request budget leaves wrk running to --duration, so wrk's own
+-- elapsed time would undercount the rate: such threads note when they started and stopped, on
+-- a wall clock finer than os.time() (wrk's LuaJIT reaches clock_gettime through its FFI).
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clk_id, bench_timespec *tp);
+]]
+local timespec = ffi.new("bench_timespec")
+local function wall_us()
+   ffi.C.clock_gettime(0, timespec)  -- CLOCK_REALTIME
+   return tonumber(timespec.tv_sec) * 1000000 + math.floor(tonumber(timespec.tv_nsec) / 1000)
+end
+
 local threads = {}
 local next_id = 0
 
@@ -38,6 +52,7 @@ id = 0
 finished = ""      -- "unix_second requests hits misses errors\n" per finished second
 status_codes = ""  -- "code code ...": the statuses seen; each one counted in global s_<code>
 cur_sec, c_req, c_hit, c_miss, c_err = 0, 0, 0, 0, 0
+started_us, stopped_us = 0, 0  -- set only under a request budget
 local cursor, sent, answered
 
 function init(args)
@@ -48,6 +63,7 @@ end
 
 function request()
    sent = sent + 1
+   if max_per_thread and sent == 1 then started_us = wall_us() end
    if unique_prefix then
       -- Same numbering as bench.workload.unique_base: thread i owns seeds base + i*stride + n.
       return wrk.format("GET", unique_prefix .. string.format("%d", unique_base + id * unique_stride + sent))
@@ -88,6 +104,7 @@ function response(status, headers, body)
    answered = answered + 1
    if max_per_thread and answered >= max_per_thread then
       roll_second(now)
+      stopped_us = wall_us()
       wrk.thread:stop()
    end
 end
@@ -116,4 +133,11 @@ function done(summary, latency, requests_done)
    for _, row in ipairs(rows) do
       io.write(string.format("BENCH_SEC %d %s\n", row[1], row[2]))
    end
+   local first, last = math.huge, 0
+   for _, thread in ipairs(threads) do
+      local started, stopped = thread:get("started_us"), thread:get("stopped_us")
+      if started == 0 or stopped == 0 then return end  -- a thread ran to --duration: wrk's time holds
+      first, last = math.min(first, started), math.max(last, stopped)
+   end
+   io.write(string.format("BENCH_SPAN %d %d\n", first, last))
 end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -115,3 +116,30 @@ async def test_real_wrk_run_counts_hits_from_cache_status(tmp_path: Path) -> Non
     assert set(result.percentiles_ms) == {"p50", "p90", "p99", "p99.9"}
     latencies = [ms for ms, _ in result.cdf_ms]
     assert latencies == sorted(latencies) and latencies[0] > 0
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed (apt-get install -y wrk)")
+async def test_a_request_budget_measures_the_rate_over_the_time_it_took(tmp_path: Path) -> None:
+    """wrk runs on to --duration after its threads stop at their budget; the rate must not."""
+    runner = await _cache_like_app()
+    port = runner.addresses[0][1]
+    script = tmp_path / "w.lua"
+    script.write_text(wrk.render_script(Workload(Kind.FIXED, distinct=4), seed=1, max_requests=200))
+    argv = wrk.command(f"http://127.0.0.1:{port}", script, duration=4, connections=4, threads=2)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env={**os.environ, "BENCH_MAX_PER_THREAD": "100"},
+        )
+        stdout, _ = await asyncio.wait_for(proc.communicate(), timeout=15)
+    finally:
+        await runner.cleanup()
+    result = wrk.to_load_result(stdout.decode())
+    assert result.requests == 200, result
+    assert wrk.parse_wrk_output(stdout.decode()).duration_s >= 3.5  # wrk's own clock ran on
+    assert 0 < result.duration_s < 2.0 and result.rps > 100, (result.duration_s, result.rps)
+
+
+def test_without_a_budget_span_wrk_s_own_duration_stands() -> None:
+    assert wrk.budget_span_s(WRK_OUTPUT) is None
+    assert wrk.budget_span_s(WRK_OUTPUT + "BENCH_SPAN 1700000000000000 1700000000250000\n") == 0.25
