@@ -36,7 +36,7 @@ from edgeproxy.proxy.personalization import BASE_ONLY_FIELDS, PersonalizeStage
 from edgeproxy.proxy.reply import Incoming, Reply, Reuse
 from edgeproxy.proxy.server import render_fields
 from edgeproxy.proxy.upstream import Upstream, UpstreamError, UpstreamFailure, UpstreamResponse
-from edgeproxy.storage.locks import FillLock
+from edgeproxy.storage.locks import FillLock, Lease
 from edgeproxy.storage.tiered import Tier, TieredStore
 from edgeproxy.tasks import cancel_and_wait
 
@@ -90,6 +90,8 @@ class Fetch:
     conditional: Headers = ()
     forward_reason: str | None = None
     """Cache-Status ``fwd`` when the phase's own does not say why (``request``, RFC 9211 §2.2)."""
+    lease: Lease | None = None
+    """The fleet fill lock held for this fetch, released by the write that stores its result."""
 
 
 @record
@@ -367,6 +369,7 @@ class Edge:
         assert self.fill_lock is not None
         ttl = (f.policy.origin or self.default_origin).read_timeout
         token = await self.fill_lock.acquire(f.rk.hash, int(min(ttl, FLEET_LOCK_MAX) * 1000))
+        lease = self.fill_lock.lease(f.rk.hash, token) if token is not None else None
         if token is None and await self.fill_lock.wait_released(f.rk.hash, FLEET_WAIT):
             # A read of our own still in flight may predate the fill the release announces.
             entry, _, tier = await self._lookup(f.rk, f.inc.head, joined=False)
@@ -374,10 +377,10 @@ class Edge:
                 lead.resolve(Filled(entry))
                 return self._from_cache(f.inc.head, entry, CachePhase.HIT, self.clock(), f.rk, tier=tier, collapsed=True)
         try:
-            return await self._fetch(f, lead)
+            return await self._fetch(replace(f, lease=lease), lead)
         finally:
-            if token is not None:
-                await self.fill_lock.release(f.rk.hash, token)
+            if lease is not None and not lease.released:  # nothing stored it: released on its own
+                await self.fill_lock.release(f.rk.hash, lease.token)
 
     def _usable_by(self, req: RequestHead, rk: RequestKey, entry: CacheEntry) -> bool:
         """A collapsed waiter may only take the leader's object if it is the same variant."""
@@ -442,7 +445,7 @@ class Edge:
             return self._origin_failed(f, error)
         if not complete:
             return await self._stream_uncached(f, answer, NoCacheReason.TOO_LARGE, lead, prefix=body)
-        entry, not_stored = await self._store(policy, rk, req, head, body, decision, request_time, response_time)
+        entry, not_stored = await self._store(policy, rk, req, head, body, decision, request_time, response_time, f.lease)
         self.hit_for_miss.forget(rk.hash)
         self._resolve(lead, Filled(entry))
         # The client whose request filled the cache gets the origin's own header fields
@@ -472,7 +475,7 @@ class Edge:
         entry = spec.freshened(
             stale, updated_headers, decision, request_time=answer.request_time, response_time=answer.response_time
         )
-        stored = await self._put(rk, entry, answer.response_time)
+        stored = await self._put(rk, entry, answer.response_time, f.lease)
         self._resolve(lead, Filled(entry))
         reply = self._from_cache(
             req, entry, CachePhase.REVALIDATED, answer.response_time, rk, fwd_status=304, stored=stored,
@@ -584,6 +587,7 @@ class Edge:
         decision: spec.Store,
         request_time: float,
         response_time: float,
+        lease: Lease | None,
     ) -> tuple[CacheEntry, str | None]:
         """Build the entry and store it; the second item says why it was not stored (None: it was)."""
         names = vary_names(head.header("vary")) or ()
@@ -600,7 +604,7 @@ class Edge:
             # Stale on arrival with no validator and no stale window: nothing could ever use it.
             return entry, "expired-on-arrival"
         if not names:
-            await self.store.put(*placement[0])
+            await self._write(placement, lease)
             return entry, None
         variant = key_hash(key_text).hex()
         known = await self.store.get(rk.hash)
@@ -615,7 +619,7 @@ class Edge:
             fresh_for=self.max_object_lifetime, variants=variants,
         )
         # Index and variant in one L2 round trip, so a peer rarely finds one without the other.
-        await self.store.put_many([(rk.hash, index, self.max_object_lifetime), *placement])
+        await self.store.put_many([(rk.hash, index, self.max_object_lifetime), *placement], lease=lease)
         return entry, None
 
     def _placement(self, rk: RequestKey, entry: CacheEntry, now: float) -> list[tuple[bytes, StoredObject, float]]:
@@ -624,12 +628,19 @@ class Edge:
         ttl = min(spec.storage_ttl(entry, now), self.max_object_lifetime)
         return [(key_hash(entry.key) if entry.vary else rk.hash, entry, ttl)] if ttl > 0 else []
 
-    async def _put(self, rk: RequestKey, entry: CacheEntry, now: float) -> bool:
+    async def _put(self, rk: RequestKey, entry: CacheEntry, now: float, lease: Lease | None = None) -> bool:
         """Store ``entry`` where it belongs; False when it is already too old to keep."""
         placement = self._placement(rk, entry, now)
-        for key, obj, ttl in placement:
-            await self.store.put(key, obj, ttl)
+        if placement:
+            await self._write(placement, lease)
         return bool(placement)
+
+    async def _write(self, placement: list[tuple[bytes, StoredObject, float]], lease: Lease | None) -> None:
+        """A plain write for one object; with a fill lock to release, one round trip for both."""
+        if lease is None and len(placement) == 1:
+            await self.store.put(*placement[0])
+        else:
+            await self.store.put_many(placement, lease=lease)
 
     async def _forget(self, rk: RequestKey, entry: CacheEntry) -> None:
         """Remove ``entry`` from where :meth:`_placement` keeps it (a variant, not its index)."""

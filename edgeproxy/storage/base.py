@@ -8,9 +8,12 @@ so stores need no secondary indexes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from edgeproxy.cache.entry import StoredObject
+
+if TYPE_CHECKING:
+    from edgeproxy.storage.locks import Lease
 
 
 class StoreUnavailable(RuntimeError):
@@ -30,9 +33,11 @@ class Store(Protocol):
         """Store ``obj``; the backend may drop it after ``ttl`` seconds (freshness + stale windows)."""
         ...
 
-    async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]]) -> None:
+    async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]], *, lease: Lease | None = None) -> None:
         """``put`` each (key, object, ttl) together, e.g. a VaryIndex and its first variant: one
-        round trip to a remote backend instead of one per object."""
+        round trip to a remote backend instead of one per object. ``lease``: the fill lock held
+        for these objects, released after them in that same round trip by a backend that holds
+        the lock too (Redis); any other leaves it to its holder."""
         ...
 
     async def delete(self, key: bytes) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from edgeproxy.storage.redisconn import BACKEND_ERRORS, DEFAULT_TIMEOUT, RedisClient
 
@@ -42,6 +44,22 @@ across holders that can overlap, i.e. within a lock TTL; a day is far beyond any
 POLL_INTERVAL = 0.01
 
 
+@dataclass(slots=True)
+class Lease:
+    """A fill lock this process holds. A store write carrying it releases it in the same round
+    trip, right after the objects (``released`` then says so); otherwise its holder calls
+    :meth:`FillLock.release`."""
+
+    lock_key: str
+    token: int
+    released: bool = False
+
+    def release_in(self, pipe: Any) -> None:
+        """Queue the release on ``pipe``, a pipeline of the lock's client. EVAL, not EVALSHA: a
+        pipeline holding a registered script first asks Redis whether it is loaded."""
+        pipe.eval(_RELEASE, 1, self.lock_key, self.token)
+
+
 class FillLock:
     def __init__(self, client: RedisClient, namespace: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._client = client
@@ -68,6 +86,10 @@ class FillLock:
             log.debug("fill lock acquire failed: %r", exc)
             return None
         return int(token) if token is not None else None
+
+    def lease(self, key: bytes, token: int) -> Lease:
+        """The lock on ``key`` held with ``token``, for a store write to release."""
+        return Lease(self._keys(key)[0], token)
 
     async def warm_up(self) -> None:
         """Load both scripts into Redis ahead of the first request (errors ignored: the first

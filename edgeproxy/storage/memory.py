@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeproxy.cache.entry import CacheEntry, Headers, StoredObject
 from edgeproxy.storage.eviction import S3FIFOCache
+
+if TYPE_CHECKING:
+    from edgeproxy.storage.locks import Lease  # a Redis fill lock: only its type is needed here
 
 _OBJECT_OVERHEAD = 780
 """Measured (tracemalloc, CPython 3.11, an L1 evicting in steady state: 735-840 B across body
@@ -81,7 +84,7 @@ class MemoryStore:
     async def put(self, key: bytes, obj: StoredObject, ttl: float) -> None:
         self.put_nowait(key, obj, ttl)
 
-    async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]]) -> None:
+    async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]], *, lease: Lease | None = None) -> None:
         for key, obj, ttl in items:
             self.put_nowait(key, obj, ttl)
 

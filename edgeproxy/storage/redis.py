@@ -24,6 +24,7 @@ from edgeproxy.cache.entry import StoredObject
 from edgeproxy.storage.base import StoreUnavailable
 from edgeproxy.storage.breaker import Admission, CircuitBreaker
 from edgeproxy.storage.codec import CodecError, decode, encode
+from edgeproxy.storage.locks import Lease
 from edgeproxy.storage.redisconn import BACKEND_ERRORS, DEFAULT_TIMEOUT, RedisClient, connect
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ def _ttl_ms(ttl: float) -> int:
 class RedisStore:
     """Implements ``Store`` on Redis with keys ``{namespace}:o:{hex key}``.
 
-    ``client`` is exposed so the bus, fill locks and model registry share one connection pool.
+    ``client`` is exposed so the fill locks share its connection pool. It has no socket timeout
+    of its own: whoever calls it bounds the call with ``asyncio.timeout``.
     """
 
     def __init__(
@@ -65,7 +67,7 @@ class RedisStore:
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"Redis timeout must be positive seconds, got {timeout}")
-        self.client: RedisClient = connect(url, timeout=timeout)
+        self.client: RedisClient = connect(url, timeout=timeout, calls_bounded=True)
         self.namespace = namespace
         self.timeout = timeout
         self.breaker = breaker if breaker is not None else CircuitBreaker()
@@ -102,8 +104,9 @@ class RedisStore:
         outcome, _ = await self._call(self.client.set, self.redis_key(key), encode(obj), px=ttl_ms)
         self._counts["writes" if outcome is CallOutcome.OK else "dropped_writes"] += 1
 
-    async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]]) -> None:
-        """One pipeline (not a transaction: on a cluster the keys may live on different nodes)."""
+    async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]], *, lease: Lease | None = None) -> None:
+        """One pipeline (not a transaction: on a cluster the keys may live on different nodes),
+        ending with the release of ``lease``, a fill lock on this client, after the objects."""
         pipe = self.client.pipeline(transaction=False)
         for key, obj, ttl in items:
             ttl_ms = _ttl_ms(ttl)
@@ -111,8 +114,12 @@ class RedisStore:
                 pipe.set(self.redis_key(key), encode(obj), px=ttl_ms)
             else:
                 pipe.unlink(self.redis_key(key))
+        if lease is not None:
+            lease.release_in(pipe)
         outcome, _ = await self._call(pipe.execute)
         self._counts["writes" if outcome is CallOutcome.OK else "dropped_writes"] += len(items)
+        if lease is not None and outcome is CallOutcome.OK:
+            lease.released = True
 
     async def delete(self, key: bytes) -> None:
         await self._call(self.client.unlink, self.redis_key(key))

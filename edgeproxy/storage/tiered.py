@@ -6,11 +6,15 @@ import asyncio
 import enum
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from edgeproxy.cache.entry import CacheEntry, StoredObject
 from edgeproxy.cache.spec import storage_ttl
 from edgeproxy.storage.base import Store
 from edgeproxy.storage.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from edgeproxy.storage.locks import Lease  # a Redis fill lock: only its type is needed here
 
 
 class Tier(enum.Enum):
@@ -93,11 +97,11 @@ class TieredStore:
         if self.l2 is not None:
             await self.l2.put(key, obj, ttl)
 
-    async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]]) -> None:
+    async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]], *, lease: Lease | None = None) -> None:
         for key, obj, ttl in items:
             self.l1.put_nowait(key, obj, ttl)
         if self.l2 is not None:
-            await self.l2.put_many(items)
+            await self.l2.put_many(items, lease=lease)
 
     async def delete(self, key: bytes) -> None:
         self.l1.delete_nowait(key)

@@ -5,7 +5,7 @@ whether a far Redis is read or skipped."""
 from __future__ import annotations
 
 from edgeproxy.storage.redis import CallOutcome
-from edgeproxy.storage.redisconn import DEFAULT_TIMEOUT
+from edgeproxy.storage.redisconn import DEFAULT_TIMEOUT, connect
 from tests.conftest import RedisServer
 from tests.fleet.harness import fleet_node, url
 from tests.support.faultproxy import Fault, FaultProxy
@@ -89,3 +89,22 @@ async def test_a_varyd_fill_writes_its_index_and_variant_to_l2_in_one_round_trip
         assert calls == ["get", "get", "execute"], calls
         seen = await b.get("/greeting", {"Accept-Language": "fr"})
         assert seen.cache_status.detail == "l2" and seen.body == b"bonjour", str(seen)
+
+
+async def test_a_fill_releases_its_fleet_lock_in_the_write_that_stores_it(
+    origin: ProgrammableOrigin, origin_url: str, own_redis: RedisServer
+) -> None:
+    """Lookup, lock, fetch, then one round trip for the object and the release: three Redis
+    round trips per miss, not four; a peer polling the lock finds the object the moment it is free."""
+    origin.set("/page", headers=CACHEABLE, body="page v1")
+    admin = connect(own_redis.url, timeout=1.0)
+    try:
+        async with fleet_node("A", origin_url, own_redis.url) as a:
+            await admin.config_resetstat()
+            assert (await a.get("/page")).cache_status.stored
+            stats = await admin.info("commandstats")
+            # The acquire (a script), then the release pipelined after the object's SET.
+            assert stats["cmdstat_evalsha"]["calls"] == 1 and stats["cmdstat_eval"]["calls"] == 1, stats
+            assert [k for k in await admin.keys("*:lock:*") if not k.endswith(b":fence")] == []  # released
+    finally:
+        await admin.aclose()
