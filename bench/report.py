@@ -27,6 +27,12 @@ def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
+def _leg_bound(cfg: dict[str, Any]) -> str:
+    """What ended each leg: its duration, or a request budget reached first."""
+    budget = cfg.get("max_requests")
+    return f"{cfg['duration_s']:g} s" if budget is None else f"{budget:,} requests (at most {cfg['duration_s']:g} s)"
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The summary table (medians over rounds), the ratios, then every leg."""
     cfg, machine, git = doc["config"], doc["machine"], doc["git"]
@@ -34,7 +40,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"## {cfg['scenario']}: {cfg['summary']}",
         "",
         (
-            f"{cfg['duration_s']:g} s per leg, {cfg['connections']} connections, {cfg['server_workers']} server "
+            f"{_leg_bound(cfg)} per leg, {cfg['connections']} connections, {cfg['server_workers']} server "
             f"worker(s), generator {doc['legs'][0]['generator'] if doc['legs'] else cfg['generator']}; "
             f"{machine['cpus']} CPUs ({machine['cpu_model']}), load average at start "
             f"{_fmt(machine['loadavg_at_start'][0], '.2f')}; commit {str(git['commit'])[:10]}"

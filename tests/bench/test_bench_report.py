@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import plot_rank_cost, rank_cost_series
+from bench.report import markdown, plot_rank_cost, rank_cost_series
 
 RANK_COST = {
     "kind": "rank-cost",
@@ -33,3 +33,14 @@ def test_rank_cost_plot_written(tmp_path: Path) -> None:
     assert plot_rank_cost(source, tmp_path) == tmp_path / "rank_cost.png"
     assert (tmp_path / "rank_cost.png").stat().st_size > 1000
     assert plot_rank_cost(tmp_path / "missing.json", tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("max_requests", "bound"),
+    [(None, "30 s per leg"), (15_000, "15,000 requests (at most 30 s) per leg")],
+    ids=["duration", "request-budget"],
+)
+def test_the_report_says_what_ended_each_leg(max_requests: int | None, bound: str) -> None:
+    doc = json.loads((Path(__file__).parents[2] / "bench/results/latest/compare-miss/results.json").read_text())
+    doc["config"].update(duration_s=30.0, max_requests=max_requests)
+    assert bound in markdown(doc).splitlines()[2]
