@@ -116,7 +116,7 @@ class RedisStore:
                 pipe.unlink(self.redis_key(key))
         if lease is not None:
             lease.release_in(pipe)
-        outcome, _ = await self._call(pipe.execute)
+        outcome, _ = await self._call(pipe.execute, label="put_many")
         self._counts["writes" if outcome is CallOutcome.OK else "dropped_writes"] += len(items)
         if lease is not None and outcome is CallOutcome.OK:
             lease.released = True
@@ -164,14 +164,15 @@ class RedisStore:
         }
 
     async def _call(
-        self, command: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+        self, command: Callable[..., Awaitable[T]], *args: Any, label: str | None = None, **kwargs: Any
     ) -> tuple[CallOutcome, T | None]:
         """Run one Redis command through the breaker, bounded by ``timeout``, never raising a
-        backend error."""
+        backend error. ``label`` names it for metrics where the command's own name does not
+        (a pipeline's is ``execute``)."""
         started = time.perf_counter()
         outcome, result = await self._attempt(command, *args, **kwargs)
         if self.on_call is not None:
-            self.on_call(getattr(command, "__name__", "call"), outcome, time.perf_counter() - started)
+            self.on_call(label or str(getattr(command, "__name__", "call")), outcome, time.perf_counter() - started)
         return outcome, result
 
     async def _attempt(

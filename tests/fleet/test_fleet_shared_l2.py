@@ -86,7 +86,7 @@ async def test_a_varyd_fill_writes_its_index_and_variant_to_l2_in_one_round_trip
 
         store.on_call = record
         assert (await a.get("/greeting", {"Accept-Language": "fr"})).cache_status.stored
-        assert calls == ["get", "get", "execute"], calls
+        assert calls == ["get", "get", "put_many"], calls
         seen = await b.get("/greeting", {"Accept-Language": "fr"})
         assert seen.cache_status.detail == "l2" and seen.body == b"bonjour", str(seen)
 
