@@ -58,39 +58,40 @@ async def test_release_with_a_stale_token_is_refused_and_the_lock_kept(lock: Fil
     assert await lock.release(b"key", token)
 
 
-async def test_a_store_write_carrying_the_lease_releases_it_after_the_objects(
-    redis_url: str, redis_namespace: str
-) -> None:
+@pytest.fixture
+async def store_lock(redis_url: str, redis_namespace: str) -> AsyncIterator[tuple[RedisStore, FillLock]]:
+    """An L2 store and a fill lock on its client, as a fleet node has them."""
     store = RedisStore(redis_url, namespace=redis_namespace, timeout=0.5)
-    lock = FillLock(store.client, redis_namespace, timeout=0.5)
-    try:
-        token = await lock.acquire(b"key", ttl_ms=5000)
-        assert token is not None
-        lease = lock.lease(b"key", token)
-        await store.put_many([(b"key", make_entry(), 30)], lease=lease)
-        assert lease.released and await store.get(b"key") == make_entry()
-        assert await lock.acquire(b"key", ttl_ms=5000) is not None  # free again
-    finally:
-        await store.clear()
-        await store.close()
+    yield store, FillLock(store.client, redis_namespace, timeout=0.5)
+    leftovers = [k async for k in store.client.scan_iter(match=f"{redis_namespace}:*")]
+    if leftovers:
+        await store.client.unlink(*leftovers)
+    await store.close()
+
+
+async def test_a_store_write_carrying_the_lease_releases_it_after_the_objects(
+    store_lock: tuple[RedisStore, FillLock],
+) -> None:
+    store, lock = store_lock
+    token = await lock.acquire(b"key", ttl_ms=5000)
+    assert token is not None
+    lease = lock.lease(b"key", token)
+    await store.put_many([(b"key", make_entry(), 30)], lease=lease)
+    assert lease.released and await store.get(b"key") == make_entry()
+    assert await lock.acquire(b"key", ttl_ms=5000) is not None  # free again
 
 
 async def test_a_lease_that_lapsed_releases_nothing_but_its_objects_are_written(
-    redis_url: str, redis_namespace: str
+    store_lock: tuple[RedisStore, FillLock],
 ) -> None:
-    store = RedisStore(redis_url, namespace=redis_namespace, timeout=0.5)
-    lock = FillLock(store.client, redis_namespace, timeout=0.5)
-    try:
-        old = await lock.acquire(b"key", ttl_ms=50)
-        await asyncio.sleep(0.1)
-        new = await lock.acquire(b"key", ttl_ms=5000)
-        assert old is not None and new is not None
-        await store.put_many([(b"key", make_entry(), 30)], lease=lock.lease(b"key", old))
-        assert await store.get(b"key") == make_entry()
-        assert await lock.acquire(b"key", ttl_ms=5000) is None  # the new holder keeps its lock
-    finally:
-        await store.clear()
-        await store.close()
+    store, lock = store_lock
+    old = await lock.acquire(b"key", ttl_ms=50)
+    await asyncio.sleep(0.1)
+    new = await lock.acquire(b"key", ttl_ms=5000)
+    assert old is not None and new is not None
+    await store.put_many([(b"key", make_entry(), 30)], lease=lock.lease(b"key", old))
+    assert await store.get(b"key") == make_entry()
+    assert await lock.acquire(b"key", ttl_ms=5000) is None  # the new holder keeps its lock
 
 
 async def test_an_expired_lock_frees_itself_and_its_old_holder_cannot_release_the_new_one(lock: FillLock) -> None:
