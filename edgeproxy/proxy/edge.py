@@ -344,7 +344,12 @@ class Edge:
     # ------------------------------------------------------------ fetching
 
     async def _collapsed_fetch(self, f: Fetch) -> Reply:
-        if self.hit_for_miss.active(f.rk.hash, self.clock()):
+        marked = self.hit_for_miss.marked(f.rk.hash, self.clock())
+        if marked is NoCacheReason.TOO_LARGE and f.stale is None:
+            # Hit-for-pass: fetching it whole to store it is futile, so the request goes as the
+            # client sent it (Range, validators, HEAD): seeking in a large file fetches a part.
+            return await self._pass(f.inc, f.policy, "hit-for-pass")
+        if marked is not None:
             # Recently uncacheable: no waiting on each other (checked only after the lookup,
             # so a usable stored object is never skipped because of one client's answer).
             return await self._fetch(replace(f, phase=CachePhase.HIT_FOR_MISS))
@@ -493,7 +498,7 @@ class Edge:
         # one client provoked for itself (400, 429, …) nor answers for this request or user alone.
         for_everyone = reason not in HFM_EXEMPT and resp.status < 500 and resp.status not in spec.POISONABLE
         if for_everyone:
-            self.hit_for_miss.remember(f.rk.hash, self.clock() + f.policy.rules.hit_for_miss)
+            self.hit_for_miss.remember(f.rk.hash, self.clock() + f.policy.rules.hit_for_miss, reason)
             if f.stale is not None:
                 # §4.3.3: a full response means the stored one is no longer suitable, stored or
                 # not: left in place, stale-while-revalidate or stale-if-error would serve it again.

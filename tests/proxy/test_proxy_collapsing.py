@@ -132,3 +132,26 @@ async def test_a_client_leaving_mid_stream_releases_the_origin_connection(
         origin.set("/after", headers={"Cache-Control": "max-age=60"}, body="fine")
         async with proxy_client(proxy.url) as client:
             assert (await client.get("/after")).body == b"fine"
+
+
+async def test_a_key_too_large_to_store_is_then_passed_as_the_client_asked(
+    start_proxy: StartProxy, origin: ProgrammableOrigin, origin_url: str, tmp_path: Path
+):
+    """Varnish's hit-for-pass: once a response proved too large to store, fetching it whole is
+    futile; Range, validators and HEAD go to the origin as sent (seeking in a big file)."""
+    (tmp_path / "small.yaml").write_text(SMALL_OBJECTS_POLICY)
+    big = bytes(range(256)) * 256  # 64 KiB, above the policy's 16 KiB
+    origin.set("/video", headers={"Cache-Control": "max-age=60", "ETag": '"v"'}, body=big)
+    async with start_proxy(origin_url, policies=tmp_path) as proxy, proxy_client(proxy.url) as client:
+        first = await client.get("/video", headers={"Range": "bytes=0-9"})
+        # Not yet known too large: fetched whole to be stored, and the Range ignored (RFC 9110 §14.2).
+        assert first.status == 200 and first.cache_status.detail == "too-large", first
+        assert "Range" not in origin.last("/video").headers
+
+        seeking = await client.get("/video", headers={"Range": "bytes=100-199", "If-None-Match": '"w"'})
+        assert seeking.cache_status.fwd == "bypass" and seeking.cache_status.detail == "hit-for-pass", seeking
+        assert origin.last("/video").headers["Range"] == "bytes=100-199"
+        assert origin.last("/video").headers["If-None-Match"] == '"w"'
+        head = await client.head("/video")
+        assert head.status == 200 and origin.last("/video").method == "HEAD", head
+    assert origin.count("/video") == 3
