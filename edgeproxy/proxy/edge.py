@@ -92,6 +92,14 @@ class Fetch:
     """Cache-Status ``fwd`` when the phase's own does not say why (``request``, RFC 9211 §2.2)."""
     lease: Lease | None = None
     """The fleet fill lock held for this fetch, released by the write that stores its result."""
+    variant: bytes | None = None
+    """The key of the Vary variant this fetch fills, once known: requests for one variant
+    collapse together, not behind a fetch of another."""
+
+    @property
+    def home(self) -> bytes:
+        """What concurrent fetches collapse on: the variant's key, else the URL's."""
+        return self.variant or self.rk.hash
 
 
 @record
@@ -264,7 +272,7 @@ class Edge:
         rk = route.key
         assert rk is not None
         req_cc = parse_cache_control(req.header("cache-control"))
-        entry, miss_phase, tier = await self._lookup(rk, req)
+        entry, miss_phase, tier, variant = await self._lookup(rk, req)
         now = self.clock()
         decision = spec.decide_lookup(req_cc, entry, now)
         match decision:
@@ -275,11 +283,13 @@ class Edge:
                 return self._from_cache(req, stale, CachePhase.STALE_UPDATING, now, rk, tier=tier)
             case spec.Revalidate(entry=stale, conditional_headers=conditional, by_request=by_request):
                 return await self._collapsed_fetch(
-                    Fetch(inc, policy, rk, req_cc, CachePhase.EXPIRED, stale, conditional, _fwd(by_request))
+                    Fetch(inc, policy, rk, req_cc, CachePhase.EXPIRED, stale, conditional, _fwd(by_request), variant=variant)
                 )
             case spec.Miss(phase=phase, stale=stale, by_request=by_request):
                 phase = miss_phase if phase is CachePhase.MISS else phase
-                return await self._collapsed_fetch(Fetch(inc, policy, rk, req_cc, phase, stale, (), _fwd(by_request)))
+                return await self._collapsed_fetch(
+                    Fetch(inc, policy, rk, req_cc, phase, stale, (), _fwd(by_request), variant=variant)
+                )
             case spec.OnlyIfCachedMiss():
                 return self._error_reply(504, "only-if-cached: no stored response fits", CachePhase.ONLY_IF_CACHED)
 
@@ -317,29 +327,33 @@ class Edge:
 
     async def _lookup(
         self, rk: RequestKey, req: RequestHead, *, joined: bool = True
-    ) -> tuple[CacheEntry | None, CachePhase, Tier]:
+    ) -> tuple[CacheEntry | None, CachePhase, Tier, bytes | None]:
+        """The stored entry for ``req`` (None: a miss, of which phase), the tier that had it, and
+        the key of its Vary variant when the variant index named one."""
         obj, tier = await self.store.get_with_tier(rk.hash, joined=joined)
         if obj is None:
-            return None, CachePhase.MISS, Tier.NONE
+            return None, CachePhase.MISS, Tier.NONE, None
+        variant: bytes | None = None
         if isinstance(obj, VaryIndex):
             if obj.key != rk.text:
-                return None, CachePhase.MISS, Tier.NONE
-            variant = variant_key_text(rk.text, selecting_headers(obj.header_names, req))
-            obj, tier = await self.store.get_with_tier(key_hash(variant), joined=joined)
-            if not isinstance(obj, CacheEntry) or obj.key != variant:
-                return None, CachePhase.VARY_MISS, Tier.NONE
+                return None, CachePhase.MISS, Tier.NONE, None
+            variant_text = variant_key_text(rk.text, selecting_headers(obj.header_names, req))
+            variant = key_hash(variant_text)
+            obj, tier = await self.store.get_with_tier(variant, joined=joined)
+            if not isinstance(obj, CacheEntry) or obj.key != variant_text:
+                return None, CachePhase.VARY_MISS, Tier.NONE, variant
         elif obj.key != rk.text:
             # A real xxh3_128 collision: never serve another URL's object.
-            return None, CachePhase.MISS, Tier.NONE
+            return None, CachePhase.MISS, Tier.NONE, None
         entry = obj
         verdict = self.bans.verdict(entry)
         if verdict is BanVerdict.HARD:
-            return None, CachePhase.MISS, Tier.NONE
+            return None, CachePhase.MISS, Tier.NONE, variant
         if verdict is BanVerdict.SOFT:
             now = self.clock()
             # Soft purge: the object becomes stale now; stale windows count from here.
             entry = replace(entry, fresh_for=min(entry.fresh_for, spec.current_age(entry, now)), stored_at=now)
-        return entry, CachePhase.MISS, tier
+        return entry, CachePhase.MISS, tier, variant
 
     # ------------------------------------------------------------ fetching
 
@@ -353,16 +367,21 @@ class Edge:
             # Recently uncacheable: no waiting on each other (checked only after the lookup,
             # so a usable stored object is never skipped because of one client's answer).
             return await self._fetch(replace(f, phase=CachePhase.HIT_FOR_MISS))
-        pending = self.collapser.in_flight(f.rk.hash)
+        pending = self.collapser.in_flight(f.home)
         if pending is not None:
             outcome = await asyncio.shield(pending)
             match outcome:
                 case Filled(entry=entry) if self._usable_by(f.inc.head, f.rk, entry):
                     return self._from_cache(f.inc.head, entry, CachePhase.HIT, self.clock(), f.rk, collapsed=True)
+                case Filled(entry=entry) if entry.vary and f.variant is None:
+                    # The leader filled another variant: collapse with this variant's requests.
+                    names = tuple(name for name, _ in entry.vary)
+                    variant = key_hash(variant_key_text(f.rk.text, selecting_headers(names, f.inc.head)))
+                    return await self._collapsed_fetch(replace(f, variant=variant))
                 case Failed(error=error):
                     return self._origin_failed(f, error)
             return await self._fetch(f)
-        with self.collapser.lead(f.rk.hash) as lead:
+        with self.collapser.lead(f.home) as lead:
             if self.fill_lock is None or not self.fleet_ready():
                 return await self._fetch(f, lead)
             return await self._fleet_collapsed_fetch(f, lead)
@@ -373,11 +392,11 @@ class Edge:
         a lost lock or a dead Redis can only cost an extra origin request, never a stall."""
         assert self.fill_lock is not None
         ttl = (f.policy.origin or self.default_origin).read_timeout
-        token = await self.fill_lock.acquire(f.rk.hash, int(min(ttl, FLEET_LOCK_MAX) * 1000))
-        lease = self.fill_lock.lease(f.rk.hash, token) if token is not None else None
-        if token is None and await self.fill_lock.wait_released(f.rk.hash, FLEET_WAIT):
+        token = await self.fill_lock.acquire(f.home, int(min(ttl, FLEET_LOCK_MAX) * 1000))
+        lease = self.fill_lock.lease(f.home, token) if token is not None else None
+        if token is None and await self.fill_lock.wait_released(f.home, FLEET_WAIT):
             # A read of our own still in flight may predate the fill the release announces.
-            entry, _, tier = await self._lookup(f.rk, f.inc.head, joined=False)
+            entry, _, tier, _ = await self._lookup(f.rk, f.inc.head, joined=False)
             if entry is not None and isinstance(spec.decide_lookup(f.req_cc, entry, self.clock()), spec.Fresh):
                 lead.resolve(Filled(entry))
                 return self._from_cache(f.inc.head, entry, CachePhase.HIT, self.clock(), f.rk, tier=tier, collapsed=True)
@@ -385,7 +404,7 @@ class Edge:
             return await self._fetch(replace(f, lease=lease), lead)
         finally:
             if lease is not None and not lease.released:  # nothing stored it: released on its own
-                await self.fill_lock.release(f.rk.hash, lease.token)
+                await self.fill_lock.release(f.home, lease.token)
 
     def _usable_by(self, req: RequestHead, rk: RequestKey, entry: CacheEntry) -> bool:
         """A collapsed waiter may only take the leader's object if it is the same variant."""
@@ -561,15 +580,17 @@ class Edge:
 
     def _refresh_in_background(self, inc: Incoming, policy: Policy, rk: RequestKey, stale: CacheEntry) -> None:
         """RFC 5861 §3: one refresh per key, detached from the client that triggered it."""
-        if self.collapser.in_flight(rk.hash) is not None:
+        variant = key_hash(stale.key) if stale.vary else None
+        if self.collapser.in_flight(variant or rk.hash) is not None:
             return
         refresh = Incoming(head=inc.head, client=inc.client, scheme=inc.scheme)
 
         async def run() -> None:
             try:
-                reply = await self._collapsed_fetch(
-                    Fetch(refresh, policy, rk, Directives(), CachePhase.EXPIRED, stale, spec.conditional_headers(stale))
-                )
+                reply = await self._collapsed_fetch(Fetch(
+                    refresh, policy, rk, Directives(), CachePhase.EXPIRED, stale, spec.conditional_headers(stale),
+                    variant=variant,
+                ))
                 if reply.stream is not None:
                     async for _ in reply.stream:
                         pass

@@ -119,3 +119,16 @@ async def test_head_of_an_uncacheable_resource_keeps_its_content_length(
         assert head.status == 200 and head.body == b""
         # RFC 9110 §9.3.2: the same fields a GET would have had.
         assert head.headers["Content-Length"] == "777", head
+
+
+async def test_concurrent_requests_for_one_variant_collapse_behind_another_variants_fill(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    """A cold Vary'd URL: whichever request leads fills its variant; the others for that variant
+    take it, and those for another variant collapse on one fetch of theirs, not one each."""
+    origin.set("/greeting", headers=VARY_LANGUAGE, body="hello", delay=0.3)
+    languages = ["fr", "de", "de", "fr", "de", "de", "fr"]
+    replies = await asyncio.gather(*(client.get("/greeting", headers={"Accept-Language": lang}) for lang in languages))
+    assert all(seen.status == 200 for seen in replies)
+    assert origin.count("/greeting") == 2
+    assert sum(seen.cache_status.collapsed for seen in replies) == len(languages) - 2
