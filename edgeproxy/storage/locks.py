@@ -48,7 +48,9 @@ POLL_INTERVAL = 0.01
 class Lease:
     """A fill lock this process holds. A store write carrying it releases it in the same round
     trip, right after the objects (``released`` then says so); otherwise its holder calls
-    :meth:`FillLock.release`."""
+    :meth:`FillLock.release`. On a Redis Cluster the lock and the objects may live on different
+    nodes, written in either order: a waiter may then find the lock gone a moment before the
+    object lands and fetch for itself, the lock's documented worst case."""
 
     lock_key: str
     token: int
