@@ -363,6 +363,10 @@ class Edge:
             # Hit-for-pass: fetching it whole to store it is futile, so the request goes as the
             # client sent it (Range, validators, HEAD): seeking in a large file fetches a part.
             return await self._pass(f.inc, f.policy, "hit-for-pass")
+        if marked is not None and f.inc.head.method == "HEAD" and f.stale is None:
+            # Fetching it as a GET to store it would be dropped mid-body (and its connection with
+            # it): a later GET stores it once the origin allows.
+            return await self._pass(f.inc, f.policy, "hit-for-miss")
         if marked is not None:
             # Recently uncacheable: no waiting on each other (checked only after the lookup,
             # so a usable stored object is never skipped because of one client's answer).

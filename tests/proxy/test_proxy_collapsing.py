@@ -155,3 +155,14 @@ async def test_a_key_too_large_to_store_is_then_passed_as_the_client_asked(
         head = await client.head("/video")
         assert head.status == 200 and origin.last("/video").method == "HEAD", head
     assert origin.count("/video") == 3
+
+
+async def test_head_on_a_key_known_uncacheable_goes_to_the_origin_as_head(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/nostore", headers={"Cache-Control": "no-store"}, body="x" * 5000)
+    await client.get("/nostore")
+    head = await client.head("/nostore")
+    assert head.status == 200 and head.body == b"" and head.headers["Content-Length"] == "5000", head
+    assert head.cache_status.fwd == "bypass" and head.cache_status.detail == "hit-for-miss", head
+    assert origin.last("/nostore").method == "HEAD"
