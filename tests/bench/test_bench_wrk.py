@@ -135,7 +135,8 @@ async def test_a_request_budget_measures_the_rate_over_the_time_it_took(tmp_path
     finally:
         await runner.cleanup()
     result = wrk.to_load_result(stdout.decode())
-    assert result.requests == 200, result
+    # A thread stops at its budget; answers already in flight on its other connection still count.
+    assert 200 <= result.requests <= 204, result
     assert wrk.parse_wrk_output(stdout.decode()).duration_s >= 3.5  # wrk's own clock ran on
     assert 0 < result.duration_s < 2.0 and result.rps > 100, (result.duration_s, result.rps)
 
