@@ -114,12 +114,17 @@ async def test_a_refresh_answered_with_an_unstorable_response_retires_the_stale_
     stale = await client.get("/swr-gone")
     assert stale.body == b"old" and stale.cache_status.detail == "stale-updating", stale
     await wait_until(lambda: origin.count("/swr-gone") == 2, what="the background refresh reaching the origin")
+    for _ in range(40):  # the refresh's answer lands a moment after the origin saw the request
+        seen = await client.get("/swr-gone")
+        if seen.body != b"old":
+            break
+        await asyncio.sleep(0.05)
     # RFC 9111 §4.3.3: the full answer to the conditional refresh says the stored copy is no
     # longer suitable; it is not served again, though the new one could not be stored.
-    for _ in range(3):
-        seen = await client.get("/swr-gone")
-        assert seen.body == b"new" and not seen.cache_status.hit, seen
-    assert origin.count("/swr-gone") == 5
+    assert seen.body == b"new" and not seen.cache_status.hit, seen
+    for _ in range(2):
+        again = await client.get("/swr-gone")
+        assert again.body == b"new" and not again.cache_status.hit, again
 
 
 async def test_the_isr_header_s_maxage_with_stale_while_revalidate_serves_stale(

@@ -126,9 +126,9 @@ async def test_concurrent_requests_for_one_variant_collapse_behind_another_varia
 ):
     """A cold Vary'd URL: whichever request leads fills its variant; the others for that variant
     take it, and those for another variant collapse on one fetch of theirs, not one each."""
-    origin.set("/greeting", headers=VARY_LANGUAGE, body="hello", delay=0.3)
+    origin.set("/greeting", headers=VARY_LANGUAGE, body="hello", delay=0.5)
     languages = ["fr", "de", "de", "fr", "de", "de", "fr"]
     replies = await asyncio.gather(*(client.get("/greeting", headers={"Accept-Language": lang}) for lang in languages))
-    assert all(seen.status == 200 for seen in replies)
+    assert all(seen.status == 200 and seen.body == b"hello" for seen in replies)
+    # However late a request arrives, it joins its variant's fetch or finds it stored.
     assert origin.count("/greeting") == 2
-    assert sum(seen.cache_status.collapsed for seen in replies) == len(languages) - 2
