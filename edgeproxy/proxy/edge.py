@@ -379,8 +379,7 @@ class Edge:
                     return self._from_cache(f.inc.head, entry, CachePhase.HIT, self.clock(), f.rk, collapsed=True)
                 case Filled(entry=entry) if entry.vary and f.variant is None:
                     # The leader filled another variant: collapse with this variant's requests.
-                    names = tuple(name for name, _ in entry.vary)
-                    variant = key_hash(variant_key_text(f.rk.text, selecting_headers(names, f.inc.head)))
+                    variant = key_hash(_request_variant(f.rk, f.inc.head, entry))
                     return await self._collapsed_fetch(replace(f, variant=variant))
                 case Failed(error=error):
                     return self._origin_failed(f, error)
@@ -414,9 +413,7 @@ class Edge:
         """A collapsed waiter may only take the leader's object if it is the same variant."""
         if entry.key == rk.text:
             return True
-        if entry.vary:
-            return entry.key == variant_key_text(rk.text, selecting_headers(tuple(n for n, _ in entry.vary), req))
-        return False
+        return bool(entry.vary) and entry.key == _request_variant(rk, req, entry)
 
     async def _fetch(self, f: Fetch, lead: Lead | None = None) -> Reply:
         req, rk, policy = f.inc.head, f.rk, f.policy
@@ -584,17 +581,16 @@ class Edge:
 
     def _refresh_in_background(self, inc: Incoming, policy: Policy, rk: RequestKey, stale: CacheEntry) -> None:
         """RFC 5861 §3: one refresh per key, detached from the client that triggered it."""
-        variant = key_hash(stale.key) if stale.vary else None
-        if self.collapser.in_flight(variant or rk.hash) is not None:
+        refresh = Fetch(
+            Incoming(head=inc.head, client=inc.client, scheme=inc.scheme), policy, rk, Directives(),
+            CachePhase.EXPIRED, stale, spec.conditional_headers(stale), variant=_variant_key(stale),
+        )
+        if self.collapser.in_flight(refresh.home) is not None:
             return
-        refresh = Incoming(head=inc.head, client=inc.client, scheme=inc.scheme)
 
         async def run() -> None:
             try:
-                reply = await self._collapsed_fetch(Fetch(
-                    refresh, policy, rk, Directives(), CachePhase.EXPIRED, stale, spec.conditional_headers(stale),
-                    variant=variant,
-                ))
+                reply = await self._collapsed_fetch(refresh)
                 if reply.stream is not None:
                     async for _ in reply.stream:
                         pass
@@ -656,7 +652,7 @@ class Edge:
         """Where and how long ``entry`` is kept (a variant under its own key); nothing when it is
         already too old to keep."""
         ttl = min(spec.storage_ttl(entry, now), self.max_object_lifetime)
-        return [(key_hash(entry.key) if entry.vary else rk.hash, entry, ttl)] if ttl > 0 else []
+        return [(_variant_key(entry) or rk.hash, entry, ttl)] if ttl > 0 else []
 
     async def _put(self, rk: RequestKey, entry: CacheEntry, now: float, lease: Lease | None = None) -> bool:
         """Store ``entry`` where it belongs; False when it is already too old to keep."""
@@ -674,7 +670,7 @@ class Edge:
 
     async def _forget(self, rk: RequestKey, entry: CacheEntry) -> None:
         """Remove ``entry`` from where :meth:`_placement` keeps it (a variant, not its index)."""
-        await self.store.delete(key_hash(entry.key) if entry.vary else rk.hash)
+        await self.store.delete(_variant_key(entry) or rk.hash)
 
     # ------------------------------------------------------------ replies
 
@@ -817,6 +813,16 @@ def _not_forwarded(keyed: tuple[str, ...], drop_conditionals: bool) -> frozenset
     one Range request cannot make a hot key uncacheable."""
     drop = hdrs.HOP_BY_HOP | hdrs.PROXY_SET | (hdrs.POISONING_HEADERS - set(keyed))
     return drop | hdrs.CONDITIONALS | {"range"} if drop_conditionals else drop
+
+
+def _variant_key(entry: CacheEntry) -> bytes | None:
+    """The key a Vary variant is stored under; None for an entry kept under its URL's key."""
+    return key_hash(entry.key) if entry.vary else None
+
+
+def _request_variant(rk: RequestKey, req: RequestHead, entry: CacheEntry) -> str:
+    """The variant key text ``req`` selects under the Vary fields ``entry`` was selected by."""
+    return variant_key_text(rk.text, selecting_headers(tuple(name for name, _ in entry.vary), req))
 
 
 def _fwd(by_request: bool) -> str | None:
