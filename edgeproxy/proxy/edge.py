@@ -359,14 +359,12 @@ class Edge:
 
     async def _collapsed_fetch(self, f: Fetch) -> Reply:
         marked = self.hit_for_miss.marked(f.rk.hash, self.clock())
-        if marked is NoCacheReason.TOO_LARGE and f.stale is None:
-            # Hit-for-pass: fetching it whole to store it is futile, so the request goes as the
-            # client sent it (Range, validators, HEAD): seeking in a large file fetches a part.
-            return await self._pass(f.inc, f.policy, "hit-for-pass")
-        if marked is not None and f.inc.head.method == "HEAD" and f.stale is None:
-            # Fetching it as a GET to store it would be dropped mid-body (and its connection with
-            # it): a later GET stores it once the origin allows.
-            return await self._pass(f.inc, f.policy, "hit-for-miss")
+        too_large = marked is NoCacheReason.TOO_LARGE
+        if marked is not None and f.stale is None and (too_large or f.inc.head.method == "HEAD"):
+            # Fetching it whole to store it is futile: too large (hit-for-pass: Range, validators
+            # and HEAD go as the client sent them, so seeking in a big file fetches a part), or a
+            # HEAD whose GET would be dropped mid-body with its connection (a later GET stores it).
+            return await self._pass(f.inc, f.policy, "hit-for-pass" if too_large else "hit-for-miss")
         if marked is not None:
             # Recently uncacheable: no waiting on each other (checked only after the lookup,
             # so a usable stored object is never skipped because of one client's answer).
