@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from edgeproxy.storage.locks import FillLock
 from edgeproxy.storage.redis import RedisStore
-from edgeproxy.storage.redisconn import connect
+from edgeproxy.storage.redisconn import RedisClient, connect
 
 from .factories import make_entry
 
@@ -22,13 +22,18 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.redis
 
 
+async def unlink_namespace(client: RedisClient, namespace: str) -> None:
+    """Remove what a test left under its namespace (locks, fence counters, objects)."""
+    leftovers = [k async for k in client.scan_iter(match=f"{namespace}:*")]
+    if leftovers:
+        await client.unlink(*leftovers)
+
+
 @pytest.fixture
 async def client(redis_url: str, redis_namespace: str) -> AsyncIterator[Redis]:
     client = connect(redis_url, timeout=0.5)
     yield client
-    leftovers = [k async for k in client.scan_iter(match=f"{redis_namespace}:*")]
-    if leftovers:
-        await client.unlink(*leftovers)
+    await unlink_namespace(client, redis_namespace)
     await client.aclose()
 
 
@@ -63,9 +68,7 @@ async def store_lock(redis_url: str, redis_namespace: str) -> AsyncIterator[tupl
     """An L2 store and a fill lock on its client, as a fleet node has them."""
     store = RedisStore(redis_url, namespace=redis_namespace, timeout=0.5)
     yield store, FillLock(store.client, redis_namespace, timeout=0.5)
-    leftovers = [k async for k in store.client.scan_iter(match=f"{redis_namespace}:*")]
-    if leftovers:
-        await store.client.unlink(*leftovers)
+    await unlink_namespace(store.client, redis_namespace)
     await store.close()
 
 
