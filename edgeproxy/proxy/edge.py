@@ -628,7 +628,7 @@ class Edge:
             # Stale on arrival with no validator and no stale window: nothing could ever use it.
             return entry, "expired-on-arrival"
         if not names:
-            await self._write(placement, lease)
+            await self.store.put_many(placement, lease=lease)
             return entry, None
         variant = key_hash(key_text).hex()
         known = await self.store.get(rk.hash)
@@ -656,15 +656,8 @@ class Edge:
         """Store ``entry`` where it belongs; False when it is already too old to keep."""
         placement = self._placement(rk, entry, now)
         if placement:
-            await self._write(placement, lease)
-        return bool(placement)
-
-    async def _write(self, placement: list[tuple[bytes, StoredObject, float]], lease: Lease | None) -> None:
-        """A plain write for one object; with a fill lock to release, one round trip for both."""
-        if lease is None and len(placement) == 1:
-            await self.store.put(*placement[0])
-        else:
             await self.store.put_many(placement, lease=lease)
+        return bool(placement)
 
     async def _forget(self, rk: RequestKey, entry: CacheEntry) -> None:
         """Remove ``entry`` from where :meth:`_placement` keeps it (a variant, not its index)."""
