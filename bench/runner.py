@@ -49,12 +49,13 @@ class Target(enum.Enum):
     EDGEPROXY = "edgeproxy"
     NGINX = "nginx"
     VARNISH = "varnish"
+    RELAY = "relay"
     EXTERNAL = "external"
     """A server the caller started (``--target URL``): nothing is started or disrupted."""
 
     @property
     def peer(self) -> Peer | None:
-        return {Target.NGINX: Peer.NGINX, Target.VARNISH: Peer.VARNISH}.get(self)
+        return {Target.NGINX: Peer.NGINX, Target.VARNISH: Peer.VARNISH, Target.RELAY: Peer.RELAY}.get(self)
 
 
 class Generator(enum.Enum):

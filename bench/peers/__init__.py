@@ -1,4 +1,5 @@
-"""Peer caches (nginx ``proxy_cache``, Varnish) in front of the same demo origin.
+"""Peer caches (nginx ``proxy_cache``, Varnish) in front of the same demo origin, and the floor
+any Python proxy stands on (``relay.py``: no cache at all).
 
 Each peer runs from a config generated from the template beside this file into a private temp
 dir, on a free loopback port, with the same worker count and cache byte budget as edgeproxy.
@@ -10,6 +11,7 @@ import contextlib
 import enum
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,10 +26,12 @@ storage are in memory, so a disk-backed nginx would measure the disk, not the pr
 class Peer(enum.Enum):
     NGINX = "nginx"
     VARNISH = "varnish"
+    RELAY = "relay"
+    """Not a cache: what a miss costs a Python proxy that does nothing but relay (``relay.py``)."""
 
     @property
     def binary(self) -> str:
-        return "nginx" if self is Peer.NGINX else "varnishd"
+        return {Peer.NGINX: "nginx", Peer.VARNISH: "varnishd", Peer.RELAY: sys.executable}[self]
 
     def missing(self) -> str | None:
         """Why this peer cannot run here, or None when it can."""
@@ -56,6 +60,9 @@ def start_peer(
             workers=workers, workdir=peer_dir, cache_dir=_cache_dir(stack, peer_dir), cache_bytes=cache_bytes,
             origin_port=origin_port, port=port, user_line=user_line))
         argv = ["nginx", "-p", str(peer_dir), "-c", str(conf)]
+    elif peer is Peer.RELAY:
+        argv = [sys.executable, str(TEMPLATES / "relay.py"), "--listen", f"{LOOPBACK}:{port}",
+                "--origin-port", str(origin_port), "--workers", str(workers)]
     else:
         vcl = peer_dir / "default.vcl"
         vcl.write_text((TEMPLATES / "varnish.vcl").read_text().format(origin_port=origin_port))
