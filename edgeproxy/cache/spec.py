@@ -7,7 +7,7 @@ The proxy shell asks three questions and does the I/O the answers call for:
 * :func:`merged_headers` / :func:`freshened` — fold a 304 into the stored response (§4.3.4).
 
 Plus :func:`may_serve_stale_on_error` / :func:`may_serve_stale_disconnected`,
-:func:`client_not_modified` and :func:`invalidation_targets`. Time is always an argument; nothing
+:func:`client_not_modified` / :func:`answer_not_modified` and :func:`invalidation_targets`. Time is always an argument; nothing
 here reads a clock or touches a socket.
 """
 
@@ -589,16 +589,29 @@ def client_not_modified(req: RequestHead, entry: CacheEntry) -> bool:
     other than GET/HEAD and when it is not one valid date (§13.1.3), and it is compared with
     Last-Modified or, lacking that, Date (RFC 9111 §4.3.2).
     """
-    if req.method not in ("GET", "HEAD") or entry.status != 200:
+    return _not_modified(req, entry, date_stands_in=True)
+
+
+def answer_not_modified(req: RequestHead, resp: ResponseHead) -> bool:
+    """The client's precondition against an origin answer to a request sent without it (a fetch
+    asks for the whole object, to store it): the 304 the origin would have sent. As the origin
+    would, If-Modified-Since is compared with Last-Modified only, never with Date."""
+    return _not_modified(req, resp, date_stands_in=False)
+
+
+def _not_modified(req: RequestHead, message: CacheEntry | ResponseHead, *, date_stands_in: bool) -> bool:
+    if req.method not in ("GET", "HEAD") or message.status != 200:
         return False
     inm = req.header("if-none-match")
     if inm is not None:
-        return none_match_hits(inm, entry.header("etag"))
+        return none_match_hits(inm, message.header("etag"))
     ims = parse_http_date(req.header("if-modified-since"))
     if ims is None:
-        return False
-    last_modified = parse_http_date(entry.header("last-modified")) or parse_http_date(entry.header("date"))
-    return last_modified is not None and last_modified <= ims
+        return False  # the common case, on every hit: no date parsed
+    modified = parse_http_date(message.header("last-modified"))
+    if modified is None and date_stands_in:
+        modified = parse_http_date(message.header("date"))
+    return modified is not None and modified <= ims
 
 
 def none_match_hits(if_none_match: str, etag: str | None) -> bool:

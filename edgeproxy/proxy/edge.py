@@ -57,9 +57,11 @@ FLEET_LOCK_MAX = 10.0
 FLEET_WAIT = 2.0
 """How long a process waits for another process's fill before fetching itself."""
 NOT_MODIFIED_KEPT = frozenset(
-    {"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified", "age", "via", "cache-status"}
+    {"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified", "age", "via", "cache-status",
+     "set-cookie"}
 )
-"""What a 304 to the client carries: the RFC 9110 §15.4.5 fields, plus Age, Via, Cache-Status."""
+"""What a 304 to the client carries: the RFC 9110 §15.4.5 fields, plus Age, Via, Cache-Status,
+and a Set-Cookie the origin sent this client (never stored, so never on a hit's 304)."""
 ORIGIN_ONLY_FIELDS = spec.SURROGATE_HEADERS | {"age"}
 """Origin fields a client never gets from us: surrogate keys/controls, and an Age we recompute."""
 REFRESH_STOP_TIMEOUT = 2.0
@@ -523,15 +525,12 @@ class Edge:
                 await self._forget(f.rk, f.stale)
         self._resolve(lead, Uncacheable())
         status = CacheStatus(f.phase, fwd_status=resp.status, forward_reason=f.forward_reason, detail=reason.value)
-        reply = Reply(
-            resp.status,
-            self._delivery_headers(answer.head.headers, status),
-            phase=f.phase,
-            key_hash=f.rk.hash,
-            detail=reason.value,
-            origin_time=answer.origin_time,
-        )
-        if f.inc.head.method == "HEAD":
+        delivered = self._delivery_headers(answer.head.headers, status)
+        code = resp.status
+        if spec.answer_not_modified(f.inc.head, answer.head):
+            delivered, code = _not_modified(delivered), 304
+        reply = Reply(code, delivered, phase=f.phase, key_hash=f.rk.hash, detail=reason.value, origin_time=answer.origin_time)
+        if code == 304 or f.inc.head.method == "HEAD":
             resp.close()
         else:
             reply.stream = _prepend(prefix, resp.rest())

@@ -161,3 +161,17 @@ def test_inm_without_stored_etag_is_not_a_match() -> None:
 def test_only_200_answered_with_304() -> None:
     entry = make_entry(404, rules=CacheRules(cache_errors=True), max_age=600, etag='"abc"')
     assert not spec.client_not_modified(make_request(if_none_match='"abc"'), entry)
+
+
+def test_an_origin_answer_meets_the_clients_validators_as_the_origin_would() -> None:
+    """A fetch drops the client's validators; evaluated on the answer, If-None-Match compares
+    ETags and If-Modified-Since compares Last-Modified only: an origin that sends no
+    Last-Modified does not evaluate it, so its Date never stands in (unlike a stored copy's)."""
+    validated = ResponseHead(200, (("etag", '"abc"'), ("last-modified", http_date(-1000)), ("date", http_date(0))))
+    dated_only = ResponseHead(200, (("date", http_date(-1000)),))
+    assert spec.answer_not_modified(make_request(if_none_match='W/"abc"'), validated)
+    assert not spec.answer_not_modified(make_request(if_none_match='"other"'), validated)
+    assert spec.answer_not_modified(make_request(if_modified_since=http_date(-1000)), validated)
+    assert not spec.answer_not_modified(make_request(if_modified_since=http_date(-2000)), validated)
+    assert not spec.answer_not_modified(make_request(if_modified_since=http_date(0)), dated_only)
+    assert not spec.answer_not_modified(make_request(if_none_match='"abc"'), replace(validated, status=404))

@@ -49,3 +49,32 @@ async def test_conditional_miss_fills_the_cache_then_answers_the_client(
     full = await client.get("/c")
     assert full.status == 200 and full.body == b"body" and full.cache_status.hit
     assert origin.count("/c") == 1
+
+
+async def test_a_precondition_holds_against_an_answer_that_is_not_stored(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    # Uncacheable, so every request is fetched whole (the client's validators are not sent):
+    # the client still gets the 304 its validators earn, first time and once marked hit-for-miss.
+    origin.set("/u", headers={**VALIDATED, "Cache-Control": "no-store"}, body="body")
+    for _ in range(2):
+        seen = await client.get("/u", headers={"If-None-Match": '"v1"'})
+        assert seen.status == 304 and seen.body == b"", seen
+        assert seen.headers["ETag"] == '"v1"' and not seen.cache_status.stored
+        assert "If-None-Match" not in origin.last("/u").headers
+    since = await client.get("/u", headers={"If-Modified-Since": "Tue, 01 Jan 2030 00:00:00 GMT"})
+    changed = await client.get("/u", headers={"If-None-Match": '"v0"'})
+    assert since.status == 304
+    assert changed.status == 200 and changed.body == b"body"
+    assert origin.count("/u") == 4
+
+
+async def test_a_304_made_from_an_answer_keeps_the_cookie_the_origin_set(
+    client: ProxyClient, origin: ProgrammableOrigin
+):
+    origin.set("/s", headers={**VALIDATED, "Set-Cookie": "session=abc"}, body="body")
+    seen = await client.get("/s", headers={"If-None-Match": '"v1"'})
+    assert seen.status == 304 and seen.headers.get("Set-Cookie") == "session=abc"
+    again = await client.get("/s", headers={"If-None-Match": '"v1"'})
+    assert again.status == 304 and again.headers.get("Set-Cookie") == "session=abc"
+    assert origin.count("/s") == 2  # never stored: Set-Cookie
