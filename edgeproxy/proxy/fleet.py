@@ -47,7 +47,7 @@ class FleetLink:
         )
         # A longer bound than cache reads: a client-side timeout after the server took the lock
         # would leave every process waiting on a lock nobody fills.
-        self.fill_lock = FillLock(self.store.client, namespace, timeout=FILL_LOCK_TIMEOUT)
+        self.fill_lock = FillLock(self.store.channel, namespace, timeout=FILL_LOCK_TIMEOUT)
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None] | None]] = {}
         self._on_gap: Callable[[], Awaitable[None] | None] | None = None
 

@@ -12,12 +12,16 @@ TTL cannot release (or be confused with) the lock a later holder took.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from edgeproxy.storage.redisconn import BACKEND_ERRORS, DEFAULT_TIMEOUT, RedisClient
+from redis.exceptions import NoScriptError, ResponseError
+
+from edgeproxy.storage.redisconn import BACKEND_ERRORS, DEFAULT_TIMEOUT
+from edgeproxy.storage.resp import Arg, Channel, Command
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +60,35 @@ class Lease:
     token: int
     released: bool = False
 
-    def release_in(self, pipe: Any) -> None:
-        """Queue the release on ``pipe``, a pipeline of the lock's client. EVAL, not EVALSHA: a
-        pipeline holding a registered script first asks Redis whether it is loaded."""
-        pipe.eval(_RELEASE, 1, self.lock_key, self.token)
+    def release_command(self) -> Command:
+        """The release, for a pipeline on the lock's channel. EVAL, not EVALSHA: a NOSCRIPT
+        inside a pipeline could not be retried without another round trip."""
+        return ("EVAL", _RELEASE, 1, self.lock_key, self.token)
+
+
+class Script:
+    """A Lua script run by its SHA1, sent whole once when Redis does not know it (NOSCRIPT)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def __call__(self, channel: Channel, keys: list[str], args: list[Arg]) -> Any:
+        try:
+            return await channel.call("EVALSHA", self.sha, len(keys), *keys, *args)
+        except ResponseError as exc:
+            if not (isinstance(exc, NoScriptError) or str(exc).startswith("NOSCRIPT")):
+                raise
+        return await channel.call("EVAL", self.source, len(keys), *keys, *args)
 
 
 class FillLock:
-    def __init__(self, client: RedisClient, namespace: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._client = client
+    def __init__(self, channel: Channel, namespace: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._channel = channel
         self._namespace = namespace
         self._timeout = timeout
-        # redis-py types register_script for Redis only; RedisCluster has it too (tested).
-        self._acquire = client.register_script(_ACQUIRE)  # type: ignore[misc]
-        self._release = client.register_script(_RELEASE)  # type: ignore[misc]
+        self._acquire = Script(_ACQUIRE)
+        self._release = Script(_RELEASE)
 
     def _keys(self, key: bytes) -> list[str]:
         # The {hash tag} keeps a lock and its counter in one Redis Cluster slot.
@@ -83,7 +102,7 @@ class FillLock:
             raise ValueError(f"lock ttl_ms must be positive, got {ttl_ms}")
         try:
             async with asyncio.timeout(self._timeout):
-                token = await self._acquire(keys=self._keys(key), args=[ttl_ms, FENCE_TTL_MS])
+                token = await self._acquire(self._channel, self._keys(key), [ttl_ms, FENCE_TTL_MS])
         except BACKEND_ERRORS as exc:
             log.debug("fill lock acquire failed: %r", exc)
             return None
@@ -99,7 +118,7 @@ class FillLock:
         try:
             async with asyncio.timeout(1.0):
                 for script in (self._acquire, self._release):
-                    await self._client.script_load(script.script)
+                    await self._channel.call("SCRIPT", "LOAD", script.source)
         except BACKEND_ERRORS as exc:
             log.debug("fill lock warm-up failed: %r", exc)
 
@@ -108,7 +127,7 @@ class FillLock:
         expired, someone else holds it, or Redis did not answer (the TTL then frees it)."""
         try:
             async with asyncio.timeout(self._timeout):
-                released = await self._release(keys=self._keys(key)[:1], args=[token])
+                released = await self._release(self._channel, self._keys(key)[:1], [token])
         except BACKEND_ERRORS as exc:
             log.debug("fill lock release failed: %r", exc)
             return False
@@ -122,7 +141,7 @@ class FillLock:
         while True:
             try:
                 async with asyncio.timeout(self._timeout):
-                    held = await self._client.exists(lock_key)
+                    held = await self._channel.call("EXISTS", lock_key)
             except BACKEND_ERRORS:
                 return False
             if not held:

@@ -26,6 +26,7 @@ from edgeproxy.storage.breaker import Admission, CircuitBreaker
 from edgeproxy.storage.codec import CodecError, decode, encode
 from edgeproxy.storage.locks import Lease
 from edgeproxy.storage.redisconn import BACKEND_ERRORS, DEFAULT_TIMEOUT, RedisClient, connect
+from edgeproxy.storage.resp import Channel, Command, data_channel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,8 +54,10 @@ def _ttl_ms(ttl: float) -> int:
 class RedisStore:
     """Implements ``Store`` on Redis with keys ``{namespace}:o:{hex key}``.
 
-    ``client`` is exposed so the fill locks share its connection pool. It has no socket timeout
-    of its own: whoever calls it bounds the call with ``asyncio.timeout``.
+    Reads and writes go over ``channel`` (``resp.data_channel``: one multiplexed connection for
+    plain Redis), which the fill locks share; ``client`` (redis-py) serves the admin paths
+    (clear, ping). Neither has a socket timeout of its own: every call is bounded here with
+    ``asyncio.timeout``.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class RedisStore:
         if timeout <= 0:
             raise ValueError(f"Redis timeout must be positive seconds, got {timeout}")
         self.client: RedisClient = connect(url, timeout=timeout, calls_bounded=True)
+        self.channel: Channel = data_channel(url, self.client)
         self.namespace = namespace
         self.timeout = timeout
         self.breaker = breaker if breaker is not None else CircuitBreaker()
@@ -80,7 +84,7 @@ class RedisStore:
         return self._prefix + key.hex()
 
     async def get(self, key: bytes) -> StoredObject | None:
-        outcome, data = await self._call(self.client.get, self.redis_key(key))
+        outcome, data = await self._call("get", self.channel.call, "GET", self.redis_key(key))
         if outcome is not CallOutcome.OK:
             return None
         if data is None:
@@ -101,7 +105,7 @@ class RedisStore:
         if ttl_ms <= 0:
             await self.delete(key)
             return
-        outcome, _ = await self._call(self.client.set, self.redis_key(key), encode(obj), px=ttl_ms)
+        outcome, _ = await self._call("set", self.channel.call, "SET", self.redis_key(key), encode(obj), "PX", ttl_ms)
         self._counts["writes" if outcome is CallOutcome.OK else "dropped_writes"] += 1
 
     async def put_many(self, items: Sequence[tuple[bytes, StoredObject, float]], *, lease: Lease | None = None) -> None:
@@ -110,22 +114,22 @@ class RedisStore:
         if lease is None and len(items) == 1:
             await self.put(*items[0])  # one SET: ~5 µs of CPU less than a pipeline of one here
             return
-        pipe = self.client.pipeline(transaction=False)
+        commands: list[Command] = []
         for key, obj, ttl in items:
             ttl_ms = _ttl_ms(ttl)
             if ttl_ms > 0:
-                pipe.set(self.redis_key(key), encode(obj), px=ttl_ms)
+                commands.append(("SET", self.redis_key(key), encode(obj), "PX", ttl_ms))
             else:
-                pipe.unlink(self.redis_key(key))
+                commands.append(("UNLINK", self.redis_key(key)))
         if lease is not None:
-            lease.release_in(pipe)
-        outcome, _ = await self._call(pipe.execute, label="put_many")
+            commands.append(lease.release_command())
+        outcome, _ = await self._call("put_many", self.channel.pipeline, commands)
         self._counts["writes" if outcome is CallOutcome.OK else "dropped_writes"] += len(items)
         if lease is not None and outcome is CallOutcome.OK:
             lease.released = True
 
     async def delete(self, key: bytes) -> None:
-        await self._call(self.client.unlink, self.redis_key(key))
+        await self._call("unlink", self.channel.call, "UNLINK", self.redis_key(key))
 
     async def clear(self) -> None:
         """UNLINK every object of this namespace, in SCAN batches (never KEYS or FLUSHDB: other
@@ -155,6 +159,7 @@ class RedisStore:
         return time.perf_counter() - started
 
     async def close(self) -> None:
+        await self.channel.close()
         await self.client.aclose()
 
     def stats(self) -> dict[str, Any]:
@@ -167,26 +172,23 @@ class RedisStore:
         }
 
     async def _call(
-        self, command: Callable[..., Awaitable[T]], *args: Any, label: str | None = None, **kwargs: Any
+        self, operation: str, command: Callable[..., Awaitable[T]], *args: Any
     ) -> tuple[CallOutcome, T | None]:
-        """Run one Redis command through the breaker, bounded by ``timeout``, never raising a
-        backend error. ``label`` names it for metrics where the command's own name does not
-        (a pipeline's is ``execute``)."""
+        """Run one Redis call through the breaker, bounded by ``timeout``, never raising a
+        backend error; ``operation`` names it for metrics."""
         started = time.perf_counter()
-        outcome, result = await self._attempt(command, *args, **kwargs)
+        outcome, result = await self._attempt(command, *args)
         if self.on_call is not None:
-            self.on_call(label or str(getattr(command, "__name__", "call")), outcome, time.perf_counter() - started)
+            self.on_call(operation, outcome, time.perf_counter() - started)
         return outcome, result
 
-    async def _attempt(
-        self, command: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
-    ) -> tuple[CallOutcome, T | None]:
+    async def _attempt(self, command: Callable[..., Awaitable[T]], *args: Any) -> tuple[CallOutcome, T | None]:
         if self.breaker.admit(time.monotonic()) is Admission.REJECT:
             self._counts["rejected"] += 1
             return CallOutcome.REJECTED, None
         try:
             async with asyncio.timeout(self.timeout):
-                result = await command(*args, **kwargs)
+                result = await command(*args)
         except ResponseError as exc:
             # The server answered: Redis is alive, so this must not trip the breaker.
             self.breaker.record_success()

@@ -39,7 +39,7 @@ async def test_store_spreads_keys_over_the_masters_and_clears_them_all(
 
 async def test_fill_lock_keys_share_a_slot(redis_cluster: str, redis_namespace: str) -> None:
     store = RedisStore(redis_cluster, namespace=redis_namespace, timeout=TIMEOUT)
-    lock = FillLock(store.client, redis_namespace, timeout=TIMEOUT)
+    lock = FillLock(store.channel, redis_namespace, timeout=TIMEOUT)
     try:
         token = await lock.acquire(b"key", ttl_ms=5000)
         assert token is not None

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from edgeproxy.storage.locks import FillLock
 from edgeproxy.storage.redis import RedisStore
 from edgeproxy.storage.redisconn import RedisClient, connect
+from edgeproxy.storage.resp import RedisPyChannel, data_channel
 
 from .factories import make_entry
 
@@ -37,9 +38,12 @@ async def client(redis_url: str, redis_namespace: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture
-def lock(client: Redis, redis_namespace: str) -> FillLock:
-    return FillLock(client, redis_namespace, timeout=0.5)
+@pytest.fixture(params=["resp", "redis-py"])
+async def lock(request: pytest.FixtureRequest, redis_url: str, client: Redis, redis_namespace: str) -> AsyncIterator[FillLock]:
+    """The lock on either data channel: the lean one plain Redis gets, redis-py's for the rest."""
+    channel = data_channel(redis_url, client) if request.param == "resp" else RedisPyChannel(client)
+    yield FillLock(channel, redis_namespace, timeout=0.5)
+    await channel.close()
 
 
 async def test_only_one_of_many_concurrent_callers_gets_the_lock(lock: FillLock) -> None:
@@ -67,7 +71,7 @@ async def test_release_with_a_stale_token_is_refused_and_the_lock_kept(lock: Fil
 async def store_lock(redis_url: str, redis_namespace: str) -> AsyncIterator[tuple[RedisStore, FillLock]]:
     """An L2 store and a fill lock on its client, as a fleet node has them."""
     store = RedisStore(redis_url, namespace=redis_namespace, timeout=0.5)
-    yield store, FillLock(store.client, redis_namespace, timeout=0.5)
+    yield store, FillLock(store.channel, redis_namespace, timeout=0.5)
     await unlink_namespace(store.client, redis_namespace)
     await store.close()
 
@@ -131,7 +135,9 @@ async def test_locks_on_different_keys_are_independent(lock: FillLock) -> None:
 
 async def test_dead_redis_means_no_lock_quickly_and_no_exception(own_redis: RedisServer, redis_namespace: str) -> None:
     client = connect(own_redis.url, timeout=0.05)
-    lock = FillLock(client, redis_namespace, timeout=0.05)
+    channel = data_channel(own_redis.url, client)
+    await channel.call("PING")  # connected, then the server dies under it
+    lock = FillLock(channel, redis_namespace, timeout=0.05)
     try:
         own_redis.stop()
         started = time.monotonic()
@@ -140,6 +146,7 @@ async def test_dead_redis_means_no_lock_quickly_and_no_exception(own_redis: Redi
         assert not await lock.wait_released(b"key", timeout=1.0)
         assert time.monotonic() - started < 1.0
     finally:
+        await channel.close()
         await client.aclose()
 
 
