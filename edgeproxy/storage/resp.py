@@ -1,11 +1,12 @@
-"""The L2 data path's Redis channel: one multiplexed RESP connection on hiredis's C codec.
+"""The L2 data path's Redis channel: multiplexed RESP connections on hiredis's C codec.
 
 Every cache read and write on an L1 miss is a Redis command, so its client-side cost is paid
 per request. redis-py's asyncio client spends ~50 µs of CPU per command here (connection pool
 checkout, per-command bookkeeping, its parser layers); writing the packed command and matching
 the reply off one pipelined connection spends ~13 µs (measured on the 2-core dev box, 64
 commands in flight). :class:`RespChannel` is that: commands from every coroutine of the
-process share one connection, each reply completes the oldest waiter (Redis answers in order).
+process share a few connections, each reply completes its connection's oldest waiter (Redis
+answers in order).
 
 It speaks only what the data path sends (GET, SET, UNLINK, EXISTS, EVAL/EVALSHA, pipelines of
 those) over plain TCP or a Unix socket, with AUTH and SELECT from the URL. Anything else — TLS,
@@ -143,16 +144,21 @@ def _pack(command: Command) -> bytes:
 
 
 class RespChannel:
-    """One multiplexed connection, opened on first use and again after it is lost.
+    """A few multiplexed connections, opened as needed and again after one is lost.
 
-    A caller cancelled while waiting (its ``asyncio.timeout``) closes the connection, as
+    A command goes to the connection with the fewest replies outstanding: one connection while
+    callers keep up, up to ``size`` when one is busy, so a slow reply (an 8 MB object on its
+    way) holds up only the commands queued behind it, not every cache read of the process.
+
+    A caller cancelled while waiting (its ``asyncio.timeout``) closes its connection, as
     redis-py does: a Redis that stopped answering is not trusted with the next command, and the
     next caller reconnects instead of queueing behind a dead socket.
     """
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, *, size: int = 4) -> None:
         self.endpoint = endpoint
-        self._conn: _Connection | None = None
+        self.size = size
+        self._conns: list[_Connection] = []
         self._connecting: asyncio.Task[_Connection] | None = None
 
     async def call(self, *args: Arg) -> Any:
@@ -164,14 +170,12 @@ class RespChannel:
     async def close(self) -> None:
         if self._connecting is not None:
             self._connecting.cancel()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        for conn in self._conns:
+            conn.close()
+        self._conns = []
 
     async def _run(self, commands: Sequence[Command]) -> list[Any]:
-        conn = self._conn
-        if conn is None or conn.lost:
-            conn = await self._connect()
+        conn = await self._least_busy()
         future = conn.send(commands)
         try:
             replies = await future
@@ -182,6 +186,16 @@ class RespChannel:
             if isinstance(reply, ResponseError):
                 raise reply
         return replies
+
+    async def _least_busy(self) -> _Connection:
+        """The live connection with the fewest replies outstanding; a new one when every live
+        one is busy and there is room."""
+        if any(conn.lost for conn in self._conns):
+            self._conns = [conn for conn in self._conns if not conn.lost]
+        idlest = min(self._conns, key=lambda conn: len(conn.waiters), default=None)
+        if idlest is not None and (not idlest.waiters or len(self._conns) >= self.size):
+            return idlest
+        return await self._connect()
 
     async def _connect(self) -> _Connection:
         """A new connection, opened once for every caller that needs it meanwhile."""
@@ -198,7 +212,7 @@ class RespChannel:
             await self._log_in(conn)
         finally:
             self._connecting = None
-        self._conn = conn
+        self._conns.append(conn)
         return conn
 
     async def _dial(self) -> _Connection:
