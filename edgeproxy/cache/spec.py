@@ -7,8 +7,8 @@ The proxy shell asks three questions and does the I/O the answers call for:
 * :func:`merged_headers` / :func:`freshened` — fold a 304 into the stored response (§4.3.4).
 
 Plus :func:`may_serve_stale_on_error` / :func:`may_serve_stale_disconnected`,
-:func:`client_not_modified` / :func:`answer_not_modified` and :func:`invalidation_targets`. Time is always an argument; nothing
-here reads a clock or touches a socket.
+:func:`client_not_modified` / :func:`answer_not_modified` and :func:`invalidation_targets`.
+Time is always an argument; nothing here reads a clock or touches a socket.
 """
 
 from __future__ import annotations

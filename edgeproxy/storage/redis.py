@@ -54,8 +54,8 @@ def _ttl_ms(ttl: float) -> int:
 class RedisStore:
     """Implements ``Store`` on Redis with keys ``{namespace}:o:{hex key}``.
 
-    Reads and writes go over ``channel`` (``resp.data_channel``: one multiplexed connection for
-    plain Redis), which the fill locks share; ``client`` (redis-py) serves the admin paths
+    Reads and writes go over ``channel`` (``resp.data_channel``: a few multiplexed connections
+    for plain Redis), which the fill locks share; ``client`` (redis-py) serves the admin paths
     (clear, ping). Neither has a socket timeout of its own: every call is bounded here with
     ``asyncio.timeout``.
     """

@@ -3,10 +3,10 @@
 Every cache read and write on an L1 miss is a Redis command, so its client-side cost is paid
 per request. redis-py's asyncio client spends ~70 µs of CPU per command here (connection pool
 checkout, per-command bookkeeping, its parser layers); writing the packed command and matching
-the reply off a pipelined connection spends ~20 µs (`python -m bench.l2_client_cost`: 2 KB
-GETs, 64 in flight, on the 2-core dev box). :class:`RespChannel` is that: commands from every coroutine of the
-process share a few connections, each reply completes its connection's oldest waiter (Redis
-answers in order).
+the reply off a pipelined connection spends ~20 µs (``python -m bench.l2_client_cost``: 2 KB
+GETs, 64 in flight, on the 2-core dev box). :class:`RespChannel` is that: commands from every
+coroutine of the process share a few connections, each reply completes its connection's oldest
+waiter (Redis answers in order).
 
 It speaks only what the data path sends (GET, SET, UNLINK, EXISTS, EVAL/EVALSHA, pipelines of
 those) over plain TCP or a Unix socket, with AUTH and SELECT from the URL. Anything else — TLS,
