@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
 from edgeproxy.storage.redisconn import BACKEND_ERRORS, DEFAULT_TIMEOUT
 from edgeproxy.storage.resp import Arg, Channel, Command
@@ -76,10 +76,8 @@ class Script:
     async def __call__(self, channel: Channel, keys: list[str], args: list[Arg]) -> Any:
         try:
             return await channel.call("EVALSHA", self.sha, len(keys), *keys, *args)
-        except ResponseError as exc:
-            if not (isinstance(exc, NoScriptError) or str(exc).startswith("NOSCRIPT")):
-                raise
-        return await channel.call("EVAL", self.source, len(keys), *keys, *args)
+        except NoScriptError:
+            return await channel.call("EVAL", self.source, len(keys), *keys, *args)
 
 
 class FillLock:

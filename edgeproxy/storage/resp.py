@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from edgeproxy.storage.redisconn import RedisClient
 
@@ -36,7 +36,8 @@ Command = tuple[Arg, ...]
 
 class Channel(Protocol):
     """Runs Redis commands. Replies are RESP values as hiredis gives them (bytes, int, None,
-    lists); an error reply raises ``ResponseError``, a lost connection ``ConnectionError``."""
+    lists); an error reply raises ``ResponseError`` (``NoScriptError`` for NOSCRIPT, as redis-py
+    has it), a lost connection ``ConnectionError``."""
 
     async def call(self, *args: Arg) -> Any: ...
 
@@ -69,13 +70,14 @@ def plain_endpoint(url: str) -> Endpoint | None:
     if parts.scheme not in ("redis", "unix") or set(options) - {"db"}:
         return None
     db_text = options["db"][0] if "db" in options else parts.path.strip("/") if parts.scheme == "redis" else ""
-    if not (db_text or "0").isdigit():
+    db_text = db_text or "0"
+    if not db_text.isdigit():
         return None
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
     if parts.scheme == "unix":
-        return Endpoint(path=parts.path, username=username, password=password, db=int(db_text or 0))
-    return Endpoint(parts.hostname or "127.0.0.1", parts.port or 6379, None, username, password, int(db_text or 0))
+        return Endpoint(path=parts.path, username=username, password=password, db=int(db_text))
+    return Endpoint(parts.hostname or "127.0.0.1", parts.port or 6379, username=username, password=password, db=int(db_text))
 
 
 @dataclass(slots=True)
@@ -138,6 +140,13 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+def _typed(error: ResponseError) -> ResponseError:
+    """An error reply as redis-py raises it: NOSCRIPT as ``NoScriptError``, which script callers
+    catch to send the script whole."""
+    code, _, message = str(error).partition(" ")
+    return NoScriptError(message) if code == "NOSCRIPT" else error
+
+
 def _pack(command: Command) -> bytes:
     # hiredis's stub types the argument as a 1-tuple; it takes any length.
     packed: bytes = hiredis.pack_command(cast(Any, command))
@@ -185,7 +194,7 @@ class RespChannel:
             raise
         for reply in replies:
             if isinstance(reply, ResponseError):
-                raise reply
+                raise _typed(reply)
         return replies
 
     async def _least_busy(self) -> _Connection:

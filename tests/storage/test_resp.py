@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from edgeproxy.storage.redisconn import BACKEND_ERRORS
 from edgeproxy.storage.resp import Endpoint, RespChannel, plain_endpoint
@@ -90,6 +90,12 @@ async def test_a_pipeline_runs_every_command_then_raises_the_first_error(channel
     with pytest.raises(ResponseError, match="not an integer"):
         await channel.pipeline([("SET", text, "abc"), ("INCR", text), ("SET", after, "1")])
     assert await channel.pipeline([("GET", text), ("GET", after), ("EXISTS", text, after)]) == [b"abc", b"1", 2]
+
+
+async def test_an_unknown_script_raises_noscripterror_as_redis_py_does(channel: RespChannel) -> None:
+    # The fill lock's scripts rely on it to send themselves whole (locks.Script).
+    with pytest.raises(NoScriptError):
+        await channel.call("EVALSHA", "0" * 40, 0)
 
 
 async def test_a_caller_that_timed_out_never_hands_its_reply_to_the_next(own_redis: RedisServer) -> None:
