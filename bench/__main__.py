@@ -50,14 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="one scenario against edgeproxy (or a peer, or --target URL)")
     _run_args(run)
     run.add_argument("--target", default=None, help="benchmark this running server instead of starting one")
-    run.add_argument("--server", choices=["edgeproxy", "nginx", "varnish", "relay"], default="edgeproxy",
+    run.add_argument("--server", choices=[t.value for t in Target if t is not Target.EXTERNAL], default="edgeproxy",
                      help="what to start in front of the demo origin (default edgeproxy)")
     run.set_defaults(func=cmd_run)
 
     compare = sub.add_parser("compare", help="edgeproxy and peers, alternating rounds, ratios as headline")
     _run_args(compare)
-    compare.add_argument("--peers", default="nginx,varnish", help="comma-separated: nginx, varnish, relay (a Python relay that caches "
-                         "nothing: the floor of a miss)")
+    compare.add_argument("--peers", default="nginx,varnish", help=f"comma-separated: {', '.join(p.value for p in Peer)} "
+                         "(relay: a Python relay that caches nothing, the floor of a miss)")
     compare.add_argument("--rounds", type=int, default=2, help="rounds, order reversed every other one (default 2)")
     compare.set_defaults(func=cmd_compare)
 

@@ -55,7 +55,8 @@ class Target(enum.Enum):
 
     @property
     def peer(self) -> Peer | None:
-        return {Target.NGINX: Peer.NGINX, Target.VARNISH: Peer.VARNISH, Target.RELAY: Peer.RELAY}.get(self)
+        """The peer this target starts (each peer's target shares its name)."""
+        return next((peer for peer in Peer if peer.value == self.value), None)
 
 
 class Generator(enum.Enum):

@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from bench.peers import TEMPLATES
+from bench.peers import Peer, start_peer
+from bench.procs import free_port
 from tests.support.origin import serve_app
 from tests.support.rawhttp import exchange
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def echo(request: web.Request) -> web.Response:
@@ -32,25 +24,12 @@ async def echo(request: web.Request) -> web.Response:
 
 
 @contextlib.asynccontextmanager
-async def relay_in_front_of(origin_port: int) -> AsyncIterator[int]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(TEMPLATES / "relay.py"), "--listen", f"127.0.0.1:{port}",
-                             "--origin-port", str(origin_port)], stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(f"the relay did not start: {proc.stderr and proc.stderr.read()!r}") from None
-                await asyncio.sleep(0.05)
-        yield port
-    finally:
-        proc.kill()
-        proc.wait(timeout=5)
+async def relay_in_front_of(origin_port: int, workdir: Path) -> AsyncIterator[int]:
+    """The relay as ``bench compare`` starts it; its readiness check asks the origin through it,
+    so it runs off this loop, which serves the origin."""
+    with contextlib.ExitStack() as stack:
+        relay = await asyncio.to_thread(start_peer, stack, Peer.RELAY, workdir, origin_port, workers=1, cache_bytes=0)
+        yield relay.port
 
 
 @pytest.fixture
@@ -61,8 +40,10 @@ async def origin_port() -> AsyncIterator[int]:
         yield int(url.rsplit(":", 1)[1])
 
 
-async def test_pipelined_requests_are_answered_in_order_with_the_origins_fields(origin_port: int) -> None:
-    async with relay_in_front_of(origin_port) as port:
+async def test_pipelined_requests_are_answered_in_order_with_the_origins_fields(
+    origin_port: int, tmp_path: Path
+) -> None:
+    async with relay_in_front_of(origin_port, tmp_path) as port:
         # The first answer is the slowest: order must come from the requests, not the origin.
         requests = b"".join(
             f"GET /item?n={n}&delay={0.2 if n == 0 else 0} HTTP/1.1\r\nHost: x\r\nAccept: text/{n}\r\n\r\n".encode()
@@ -78,7 +59,7 @@ async def test_pipelined_requests_are_answered_in_order_with_the_origins_fields(
     assert not got.closed
 
 
-async def test_an_unreachable_origin_gets_a_502() -> None:
-    async with relay_in_front_of(free_port()) as port:
+async def test_an_unreachable_origin_gets_a_502(tmp_path: Path) -> None:
+    async with relay_in_front_of(free_port(), tmp_path) as port:
         got = await exchange("127.0.0.1", port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert got.first.status == 502
