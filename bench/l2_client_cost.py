@@ -21,7 +21,7 @@ from typing import Any
 import uvloop
 
 from edgeproxy.storage.redisconn import connect
-from edgeproxy.storage.resp import RedisPyChannel, data_channel
+from edgeproxy.storage.resp import RedisPyChannel, RespChannel, plain_endpoint
 
 VALUE = b"x" * 2048
 
@@ -41,16 +41,18 @@ async def cpu_per_call(call: Callable[[], Awaitable[Any]], commands: int, in_fli
 
 
 async def measure(url: str, commands: int, in_flight: int) -> None:
+    endpoint = plain_endpoint(url)
+    if endpoint is None:
+        raise SystemExit(f"{url}: the lean channel serves plain redis:// and unix:// URLs only; compare on one of those")
     key = f"bench-l2-cost:{uuid.uuid4().hex}"
     client = connect(url, timeout=1.0, calls_bounded=True)
-    lean = data_channel(url, client)
+    lean, wrapped = RespChannel(endpoint), RedisPyChannel(client)
     try:
         await client.set(key, VALUE, px=60_000)
         rows = [
-            ("lean channel (resp.py)" if type(lean) is not RedisPyChannel else "redis-py channel (URL needs it)",
-             lambda: lean.call("GET", key)),
+            ("lean channel (resp.py)", lambda: lean.call("GET", key)),
             ("redis-py client.get", lambda: client.get(key)),
-            ("redis-py channel", lambda: RedisPyChannel(client).call("GET", key)),
+            ("redis-py channel", lambda: wrapped.call("GET", key)),
         ]
         print(f"GET of {len(VALUE)} B, {commands:,} commands, {in_flight} in flight, {url}")
         for label, call in rows:
