@@ -52,6 +52,8 @@ _QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
 def _by_preference(members: list[str]) -> list[str]:
     """Lower-cased, space-free members sorted by descending qvalue (a stable sort); as listed
     when any qvalue is malformed, since its meaning then depends on the origin's parser."""
+    if not any(";" in member for member in members):
+        return members  # no parameters, so every qvalue is 1: the listed order stands
     weights = []
     for member in members:
         weight = "1"
